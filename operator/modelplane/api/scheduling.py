@@ -1,0 +1,97 @@
+"""core/v1 scheduling shapes the API reuses: node selector terms, label selectors, tolerations."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from .base import ApiModel
+
+
+class NodeSelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+    GT = "Gt"
+    LT = "Lt"
+
+
+class NodeSelectorRequirement(ApiModel):
+    key: str = Field(min_length=1)
+    operator: NodeSelectorOperator
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> NodeSelectorRequirement:
+        op = self.operator
+        if op in (NodeSelectorOperator.IN, NodeSelectorOperator.NOT_IN) and not self.values:
+            raise ValueError(f"operator {op.value} needs at least one value")
+        if op in (NodeSelectorOperator.EXISTS, NodeSelectorOperator.DOES_NOT_EXIST) and self.values:
+            raise ValueError(f"operator {op.value} takes no values")
+        if op in (NodeSelectorOperator.GT, NodeSelectorOperator.LT):
+            if len(self.values) != 1 or not self.values[0].lstrip("-").isdigit():
+                raise ValueError(f"operator {op.value} needs exactly one integer value")
+        return self
+
+
+class NodeSelectorTerm(ApiModel):
+    """Expressions in a term are ANDed; a list of terms is ORed (core/v1 semantics)."""
+
+    match_expressions: list[NodeSelectorRequirement] = Field(default_factory=list)
+    match_fields: list[NodeSelectorRequirement] = Field(default_factory=list)
+
+
+class NodeSelector(ApiModel):
+    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1)
+
+
+class NodeAffinity(ApiModel):
+    required_during_scheduling_ignored_during_execution: NodeSelector | None = None
+    preferred_during_scheduling_ignored_during_execution: list[dict[str, object]] = Field(
+        default_factory=list
+    )
+
+
+class LabelSelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class LabelSelectorRequirement(ApiModel):
+    key: str = Field(min_length=1)
+    operator: LabelSelectorOperator
+    values: list[str] = Field(default_factory=list)
+
+
+class LabelSelector(ApiModel):
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """metav1.LabelSelector semantics; an empty selector matches everything."""
+        for k, v in self.match_labels.items():
+            if labels.get(k) != v:
+                return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            if req.operator is LabelSelectorOperator.IN and not (present and labels[req.key] in req.values):
+                return False
+            if req.operator is LabelSelectorOperator.NOT_IN and present and labels[req.key] in req.values:
+                return False
+            if req.operator is LabelSelectorOperator.EXISTS and not present:
+                return False
+            if req.operator is LabelSelectorOperator.DOES_NOT_EXIST and present:
+                return False
+        return True
+
+
+class Toleration(ApiModel):
+    key: str | None = None
+    operator: str | None = Field(default=None, pattern="^(Exists|Equal)$")
+    value: str | None = None
+    effect: str | None = Field(default=None, pattern="^(NoSchedule|PreferNoSchedule|NoExecute)$")
+    toleration_seconds: int | None = None
