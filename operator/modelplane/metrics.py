@@ -1,0 +1,47 @@
+"""The operator's own Prometheus metrics (served by `modelplane run --metrics-port`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+KUBE_REQUESTS = Counter(
+    "modelplane_kube_requests_total",
+    "Requests the operator sent to the API server, by verb and kind.",
+    ["verb", "kind"],
+    registry=REGISTRY,
+)
+RECONCILES = Counter(
+    "modelplane_reconciles_total",
+    "Reconciles of ModelDeployments, by outcome.",
+    ["result"],
+    registry=REGISTRY,
+)
+RECONCILE_SECONDS = Histogram(
+    "modelplane_reconcile_duration_seconds",
+    "Time one reconcile took, API calls included.",
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DEPLOYMENTS = Gauge(
+    "modelplane_model_deployments",
+    "ModelDeployments the operator knows, by phase.",
+    ["phase"],
+    registry=REGISTRY,
+)
+WRITE_VERBS = frozenset({"apply", "create", "patch", "update", "delete", "patch-status"})
+
+
+def count_request(verb: str, kind: str) -> None:
+    KUBE_REQUESTS.labels(verb=verb, kind=kind).inc()
+
+
+def writes_so_far() -> float:
+    """All write requests sent so far (for tests and the no-op-write benchmark)."""
+    total = 0.0
+    for metric in KUBE_REQUESTS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels.get("verb") in WRITE_VERBS:
+                total += sample.value
+    return total
