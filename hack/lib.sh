@@ -1,11 +1,13 @@
 # Shared settings for the hack/ scripts. Source it; do not run it.
 # Versions fit one Kubernetes minor (1.36): etcd 3.6 is what kubeadm pairs with it,
-# KWOK v0.8.0 and LeaderWorkerSet v0.10.0 are built against 1.36 client libraries.
+# KWOK v0.8.0 and LeaderWorkerSet v0.9.0 are built against 1.36 client libraries.
+# (LWS v0.10.0 exists, but the Go module proxy refuses its zip: "403 This module
+# version is not available"; v0.9.0 is served and uses client-go v0.36.2.)
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.14}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v4.3.2}
-LWS_VERSION=${LWS_VERSION:-v0.10.0}
+LWS_VERSION=${LWS_VERSION:-v0.9.0}
 
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HACK_DIR/.." && pwd)
