@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class SpecError(ValueError):
     @classmethod
     def single(cls, path: str, message: str) -> SpecError:
         return cls([FieldProblem(path, message)])
+
+
+def field_error(model: str, field: str, message: str, value: object) -> ValidationError:
+    """A validation error that a model-level check pins on one field (by its camelCase name)."""
+    detail = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=(field,), input=value)
+    return ValidationError.from_exception_data(model, [detail])
 
 
 def _path(prefix: str, loc: Iterable[int | str]) -> str:

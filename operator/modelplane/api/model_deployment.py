@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from .base import ApiModel
+from .errors import field_error
 from .scheduling import NodeAffinity, Toleration
 
 KIND = "ModelDeployment"
@@ -21,6 +22,12 @@ MAX_NAME_LENGTH = 40
 NAME_PATTERN = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 SOURCE_SCHEMES = ("hf", "s3", "gs", "pvc", "oci")
 SOURCE_PATTERN = re.compile(r"^(hf|s3|gs|pvc|oci)://\S+$")
+MAX_SOURCE_LENGTH = 2048
+# Upper bounds on the parallelism overrides: far above any real node, low enough that the
+# CRD's CEL rule (tensorParallel * pipelineParallel) can never overflow.
+MAX_TENSOR_PARALLEL = 64
+MAX_PIPELINE_PARALLEL = 64
+MAX_GPUS_PER_REPLICA = 4096
 
 
 class Precision(StrEnum):
@@ -70,18 +77,23 @@ class Architecture(ApiModel):
 
     @model_validator(mode="after")
     def _heads(self) -> Architecture:
+        name = type(self).__name__
         if self.kv_heads is not None and self.kv_heads > self.attention_heads:
-            raise ValueError("kvHeads cannot exceed attentionHeads")
+            raise field_error(name, "kvHeads", "kvHeads cannot exceed attentionHeads", self.kv_heads)
         if self.active_parameters is not None and self.active_parameters > self.parameters:
-            raise ValueError("activeParameters cannot exceed parameters")
+            raise field_error(
+                name, "activeParameters", "activeParameters cannot exceed parameters", self.active_parameters
+            )
         if (self.kv_lora_rank is None) != (self.qk_rope_head_dim is None):
-            raise ValueError("kvLoraRank and qkRopeHeadDim go together (MLA)")
+            raise field_error(
+                name, "kvLoraRank", "kvLoraRank and qkRopeHeadDim go together (MLA)", self.kv_lora_rank
+            )
         return self
 
 
 class ModelSpec(ApiModel):
     name: str = Field(min_length=1, max_length=253)
-    source: str | None = None
+    source: str | None = Field(default=None, max_length=MAX_SOURCE_LENGTH)
     precision: Precision | None = None  # default: the model's native precision from the catalog
     architecture: Architecture | None = None
     credentials_secret_name: str | None = Field(
@@ -119,16 +131,20 @@ class ServingSpec(ApiModel):
 class ResourcesSpec(ApiModel):
     accelerators: list[str] = Field(default_factory=list)
     optimize_for: OptimizeFor = OptimizeFor.COST
-    gpus_per_replica: int | None = Field(default=None, ge=1)
-    tensor_parallel: int | None = Field(default=None, ge=1)
-    pipeline_parallel: int | None = Field(default=None, ge=1)
+    gpus_per_replica: int | None = Field(default=None, ge=1, le=MAX_GPUS_PER_REPLICA)
+    tensor_parallel: int | None = Field(default=None, ge=1, le=MAX_TENSOR_PARALLEL)
+    pipeline_parallel: int | None = Field(default=None, ge=1, le=MAX_PIPELINE_PARALLEL)
 
     @model_validator(mode="after")
     def _parallel_consistent(self) -> ResourcesSpec:
         tp, pp, gpus = self.tensor_parallel, self.pipeline_parallel, self.gpus_per_replica
         if tp is not None and pp is not None and gpus is not None and tp * pp != gpus:
-            raise ValueError(
-                f"tensorParallel × pipelineParallel ({tp} × {pp} = {tp * pp}) must equal gpusPerReplica ({gpus})"
+            raise field_error(
+                type(self).__name__,
+                "gpusPerReplica",
+                f"tensorParallel * pipelineParallel ({tp} * {pp} = {tp * pp}) "
+                f"must equal gpusPerReplica ({gpus})",
+                gpus,
             )
         return self
 
@@ -147,8 +163,11 @@ class AutoscalingSpec(ApiModel):
     @model_validator(mode="after")
     def _bounds(self) -> AutoscalingSpec:
         if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})"
+            raise field_error(
+                type(self).__name__,
+                "minReplicas",
+                f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})",
+                self.min_replicas,
             )
         return self
 
@@ -192,7 +211,9 @@ class DeploymentMeta(ObjectMeta):
         if len(v) > MAX_NAME_LENGTH:
             raise ValueError(f"must be at most {MAX_NAME_LENGTH} characters so that child names fit")
         if not NAME_PATTERN.match(v):
-            raise ValueError("must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter")
+            raise ValueError(
+                "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter"
+            )
         return v
 
 
@@ -206,8 +227,10 @@ class RejectedCandidate(ApiModel):
 
 
 class Plan(ApiModel):
-    plan_class: str = Field(alias="class")  # SLM | LLM
+    plan_class: Literal["SLM", "LLM"] = Field(alias="class")
     accelerator: str
+    # For people (the ACCELERATOR printer column), e.g. "2x nvidia-h100-80gb"; machines read the fields.
+    accelerator_summary: str | None = None
     gpus_per_replica: int
     tensor_parallel: int
     pipeline_parallel: int
@@ -224,7 +247,7 @@ class Plan(ApiModel):
 
 class Condition(ApiModel):
     type: str
-    status: str  # "True" | "False" | "Unknown"
+    status: Literal["True", "False", "Unknown"]
     reason: str
     message: str = ""
     last_transition_time: str
@@ -250,6 +273,10 @@ class ModelDeploymentStatus(ApiModel):
     latency: LatencyStatus | None = None
     endpoint: str | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    # Display strings for the printer columns, for people; machines read conditions and plan.
+    ready_summary: str | None = None  # READY, e.g. "2/2"
+    latency_summary: str | None = None  # P95, e.g. "310ms"
+    regions_summary: str | None = None  # REGIONS (wide), e.g. "eu-west-1,eu-central-1"
 
 
 class ModelDeployment(ApiModel):

@@ -6,16 +6,16 @@ from pydantic import Field
 
 from .base import ApiModel
 from .model_deployment import ObjectMeta
-from .scheduling import LabelSelector, NodeSelectorTerm
+from .scheduling import MAX_SELECTOR_TERMS, LabelSelector, NodeSelectorTerm
 
 KIND = "ResidencyPolicy"
 PLURAL = "residencypolicies"
 
 
 class ResidencyPolicySpec(ApiModel):
-    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1)
+    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1, max_length=MAX_SELECTOR_TERMS)
     namespace_selector: LabelSelector | None = None
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=1024)
 
 
 class ResidencyPolicy(ApiModel):

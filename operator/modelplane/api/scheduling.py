@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from .base import ApiModel
+
+# Bounds the CRDs also declare: they keep the API server's CEL cost estimate of the per-item rules
+# below its budget, and are far above what a node selector or label selector needs.
+MAX_SELECTOR_TERMS = 16
+MAX_SELECTOR_REQUIREMENTS = 32
+MAX_SELECTOR_VALUES = 64
+MAX_SELECTOR_VALUE_LENGTH = 253
+INTEGER_PATTERN = re.compile(r"^-?[0-9]+$")
+
+SelectorValue = Annotated[str, Field(max_length=MAX_SELECTOR_VALUE_LENGTH)]
 
 
 class NodeSelectorOperator(StrEnum):
@@ -21,7 +33,7 @@ class NodeSelectorOperator(StrEnum):
 class NodeSelectorRequirement(ApiModel):
     key: str = Field(min_length=1)
     operator: NodeSelectorOperator
-    values: list[str] = Field(default_factory=list)
+    values: list[SelectorValue] = Field(default_factory=list, max_length=MAX_SELECTOR_VALUES)
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> NodeSelectorRequirement:
@@ -30,21 +42,26 @@ class NodeSelectorRequirement(ApiModel):
             raise ValueError(f"operator {op.value} needs at least one value")
         if op in (NodeSelectorOperator.EXISTS, NodeSelectorOperator.DOES_NOT_EXIST) and self.values:
             raise ValueError(f"operator {op.value} takes no values")
-        if op in (NodeSelectorOperator.GT, NodeSelectorOperator.LT):
-            if len(self.values) != 1 or not self.values[0].lstrip("-").isdigit():
-                raise ValueError(f"operator {op.value} needs exactly one integer value")
+        if op in (NodeSelectorOperator.GT, NodeSelectorOperator.LT) and (
+            len(self.values) != 1 or not INTEGER_PATTERN.match(self.values[0])
+        ):
+            raise ValueError(f"operator {op.value} needs exactly one integer value")
         return self
 
 
 class NodeSelectorTerm(ApiModel):
     """Expressions in a term are ANDed; a list of terms is ORed (core/v1 semantics)."""
 
-    match_expressions: list[NodeSelectorRequirement] = Field(default_factory=list)
-    match_fields: list[NodeSelectorRequirement] = Field(default_factory=list)
+    match_expressions: list[NodeSelectorRequirement] = Field(
+        default_factory=list, max_length=MAX_SELECTOR_REQUIREMENTS
+    )
+    match_fields: list[NodeSelectorRequirement] = Field(
+        default_factory=list, max_length=MAX_SELECTOR_REQUIREMENTS
+    )
 
 
 class NodeSelector(ApiModel):
-    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1)
+    node_selector_terms: list[NodeSelectorTerm] = Field(min_length=1, max_length=MAX_SELECTOR_TERMS)
 
 
 class NodeAffinity(ApiModel):
@@ -64,12 +81,23 @@ class LabelSelectorOperator(StrEnum):
 class LabelSelectorRequirement(ApiModel):
     key: str = Field(min_length=1)
     operator: LabelSelectorOperator
-    values: list[str] = Field(default_factory=list)
+    values: list[SelectorValue] = Field(default_factory=list, max_length=MAX_SELECTOR_VALUES)
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> LabelSelectorRequirement:
+        op = self.operator
+        if op in (LabelSelectorOperator.IN, LabelSelectorOperator.NOT_IN) and not self.values:
+            raise ValueError(f"operator {op.value} needs at least one value")
+        if op in (LabelSelectorOperator.EXISTS, LabelSelectorOperator.DOES_NOT_EXIST) and self.values:
+            raise ValueError(f"operator {op.value} takes no values")
+        return self
 
 
 class LabelSelector(ApiModel):
     match_labels: dict[str, str] = Field(default_factory=dict)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=MAX_SELECTOR_REQUIREMENTS
+    )
 
     def matches(self, labels: dict[str, str]) -> bool:
         """metav1.LabelSelector semantics; an empty selector matches everything."""
