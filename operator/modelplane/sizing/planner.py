@@ -474,6 +474,7 @@ def plan_deployment(
     plan = api.Plan(
         plan_class="SLM" if shape.gpus == 1 else "LLM",
         accelerator=chosen.accelerator,
+        accelerator_summary=f"{shape.gpus}x {chosen.accelerator}",
         gpus_per_replica=shape.gpus,
         tensor_parallel=shape.tensor_parallel,
         pipeline_parallel=shape.pipeline_parallel,
