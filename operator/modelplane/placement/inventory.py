@@ -113,7 +113,12 @@ def _int(value: Any) -> int | None:
 
 
 def _ready(status: Mapping[str, Any]) -> bool:
-    for cond in status.get("conditions") or ():
+    """The Ready condition; a node that reports no conditions at all (a fleet described in a file,
+    before any kubelet ran) counts as Ready, one whose Ready condition is missing does not."""
+    conditions = status.get("conditions")
+    if not conditions:
+        return True
+    for cond in conditions:
         if cond.get("type") == "Ready":
             return bool(cond.get("status") == "True")
     return False
