@@ -19,7 +19,7 @@ from typing import Any
 import kopf
 
 from . import metrics
-from .api import parse_residency_policy
+from .api import LabelSelector, parse_residency_policy
 from .api.errors import SpecError
 from .config import OperatorConfig
 from .kube import Kube, KubeError
@@ -50,6 +50,7 @@ class Runtime:
     written_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
     applied: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     node_summaries: dict[str, Any] = field(default_factory=dict)
+    policy_selectors: dict[str, LabelSelector] = field(default_factory=dict)
     failures: dict[Key, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,7 +97,7 @@ class Coordinator:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _runtime(memo: kopf.Memo) -> Runtime:
+def _runtime(memo: Any) -> Runtime:
     rt = memo.get("runtime")
     if not isinstance(rt, Runtime):
         raise kopf.PermanentError("modelplane runtime missing from memo: start with `modelplane run`")
@@ -121,7 +122,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 @kopf.on.cleanup()
-async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+async def cleanup(memo: Any, **_: Any) -> None:
     rt = memo.get("runtime")
     if isinstance(rt, Runtime):
         await rt.coordinator.drain()
@@ -153,58 +154,58 @@ def trim_node(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @kopf.index("", "v1", "nodes")
-def node_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+def node_index(name: str, body: kopf.Body, **_: Any) -> object:
     return {name: trim_node(body)}
 
 
 @kopf.index(GROUP, VERSION, "residencypolicies")
-def policy_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+def policy_index(name: str, body: kopf.Body, **_: Any) -> object:
     return {name: _copy(body)}
 
 
 @kopf.index("", "v1", "namespaces")
-def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
+def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> object:
     return {name: dict(labels)}
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
-def deployment_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Key, Any]:
-    return {(namespace, name): _copy(body)}
+def deployment_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> object:
+    return {(namespace or "", name): _copy(body)}
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
-def deployments_by_namespace(namespace: str, name: str, **_: Any) -> dict[str, Key]:
-    return {namespace: (namespace, name)}
+def deployments_by_namespace(namespace: str | None, name: str, **_: Any) -> object:
+    return {namespace or "": (namespace or "", name)}
 
 
 @kopf.index(GROUP, VERSION, "modeldeployments")
-def deployments_by_policy(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[str, Key]:
+def deployments_by_policy(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> object:
     requested = (spec.get("placement") or {}).get("residency")
-    return {requested: (namespace, name)} if requested else {}
+    return {requested: (namespace or "", name)} if requested else {}
 
 
-def _child_index(namespace: str, labels: kopf.Labels, body: kopf.Body) -> dict[Key, Any]:
+def _child_index(namespace: str | None, labels: kopf.Labels, body: kopf.Body) -> dict[Key, Any]:
     owner = labels.get(DEPLOYMENT_LABEL)
-    return {(namespace, owner): _copy(body)} if owner else {}
+    return {(namespace or "", owner): _copy(body)} if owner else {}
 
 
 @kopf.index("apps", "v1", "deployments", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
-def deployment_children(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Key, Any]:
+def deployment_children(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> object:
     return _child_index(namespace, labels, body)
 
 
 @kopf.index("", "v1", "services", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
-def service_children(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Key, Any]:
+def service_children(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> object:
     return _child_index(namespace, labels, body)
 
 
 @kopf.index(LWS_GROUP, LWS_VERSION, "leaderworkersets", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
-def lws_children(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Key, Any]:
+def lws_children(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> object:
     return _child_index(namespace, labels, body)
 
 
 @kopf.index("", "v1", "pods", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
-def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Key, Any]:
+def pod_index(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> object:
     owner = labels.get(DEPLOYMENT_LABEL)
     if not owner:
         return {}
@@ -218,11 +219,11 @@ def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) ->
         "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
         "status": {"phase": status.get("phase"), "conditions": list(status.get("conditions") or [])},
     }
-    return {(namespace, owner): slim}
+    return {(namespace or "", owner): slim}
 
 
 @kopf.index("apiextensions.k8s.io", "v1", "customresourcedefinitions", field="metadata.name", value=LWS_CRD)
-def multi_node_api(name: str, status: kopf.Status, **_: Any) -> dict[str, bool]:
+def multi_node_api(name: str, status: kopf.Status, **_: Any) -> object:
     established = any(
         c.get("type") == "Established" and c.get("status") == "True" for c in status.get("conditions") or []
     )
@@ -354,7 +355,7 @@ async def reconcile(key: Key, ix: Indexes, rt: Runtime) -> float | None:
     return decision.retry_after_seconds
 
 
-def _trigger(keys: Iterable[Key], memo: kopf.Memo, kwargs: Mapping[str, Any]) -> None:
+def _trigger(keys: Iterable[Key], memo: Any, kwargs: Mapping[str, Any]) -> None:
     rt = _runtime(memo)
     ix = Indexes.from_kwargs(kwargs)
 
@@ -373,73 +374,62 @@ def _all_keys(ix: Indexes) -> list[Key]:
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
-async def on_model_deployment(
-    type: str | None, namespace: str, name: str, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    key = (namespace, name)
+async def on_model_deployment(type: str, namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    key = (namespace or "", name)
     if type == "DELETED":
         rt = _runtime(memo)
         rt.written_status.pop(key, None)
         rt.failures.pop(key, None)
-        for ck in [
-            ck
-            for ck in rt.applied
-            if ck[0] == namespace
-            and rt.applied[ck]["metadata"].get("labels", {}).get(DEPLOYMENT_LABEL) == name
-        ]:
+        for ck in [ck for ck, obj in rt.applied.items() if ck[0] == key[0] and _owner(obj) == name]:
             rt.applied.pop(ck, None)
         return  # children go with it: garbage collection follows their ownerReferences
     _trigger([key], memo, kwargs)
 
 
-def _on_child(
-    type: str | None,
-    namespace: str,
-    labels: kopf.Labels,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    kwargs: Mapping[str, Any],
-) -> None:
+def _owner(obj: Mapping[str, Any]) -> str | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
     owner = labels.get(DEPLOYMENT_LABEL)
+    return str(owner) if owner else None
+
+
+def _on_child(
+    type: str, namespace: str | None, body: kopf.Body, memo: Any, kwargs: Mapping[str, Any]
+) -> None:
+    owner = _owner(body)
     if not owner:
         return
+    ns = namespace or ""
     if type == "DELETED":
-        rt = _runtime(memo)
-        rt.applied.pop((namespace, body.get("apiVersion"), body.get("kind"), body["metadata"]["name"]), None)
-    _trigger([(namespace, owner)], memo, kwargs)
+        ck = (ns, str(body.get("apiVersion")), str(body.get("kind")), str(body["metadata"]["name"]))
+        _runtime(memo).applied.pop(ck, None)
+    _trigger([(ns, owner)], memo, kwargs)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
-async def on_deployment(
-    type: str | None, namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    _on_child(type, namespace, labels, body, memo, kwargs)
+async def on_deployment(type: str, namespace: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    _on_child(type, namespace, body, memo, kwargs)
 
 
 @kopf.on.event("", "v1", "services", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
-async def on_service(
-    type: str | None, namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    _on_child(type, namespace, labels, body, memo, kwargs)
+async def on_service(type: str, namespace: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    _on_child(type, namespace, body, memo, kwargs)
 
 
 @kopf.on.event(LWS_GROUP, LWS_VERSION, "leaderworkersets", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
-async def on_lws(
-    type: str | None, namespace: str, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    _on_child(type, namespace, labels, body, memo, kwargs)
+async def on_lws(type: str, namespace: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    _on_child(type, namespace, body, memo, kwargs)
 
 
 @kopf.on.event("", "v1", "pods", labels={DEPLOYMENT_LABEL: kopf.PRESENT})
-async def on_pod(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any) -> None:
-    owner = labels.get(DEPLOYMENT_LABEL)
+async def on_pod(namespace: str | None, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    owner = _owner(body)
     if owner:
-        _trigger([(namespace, owner)], memo, kwargs)
+        _trigger([(namespace or "", owner)], memo, kwargs)
 
 
 @kopf.on.event("", "v1", "nodes")
-async def on_node(type: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """A node that joins, leaves or changes what it offers re-evaluates the deployments it affects."""
+async def on_node(type: str, name: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    """A node that joins, leaves or changes what it offers re-evaluates the deployments."""
     rt = _runtime(memo)
     summary = None if type == "DELETED" else trim_node(body)
     if rt.node_summaries.get(name) == summary:
@@ -452,41 +442,38 @@ async def on_node(type: str | None, name: str, body: kopf.Body, memo: kopf.Memo,
 
 
 @kopf.on.event(GROUP, VERSION, "residencypolicies")
-async def on_policy(name: str, body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Re-plan every deployment the policy governs: those that name it and those in namespaces it binds."""
+async def on_policy(type: str, name: str, body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    """Re-plan every deployment the policy governs: those that name it (an index) and those in the
+    namespaces its selector binds now or bound before the change."""
     ix = Indexes.from_kwargs(kwargs)
     rt = _runtime(memo)
     keys = set(_all(ix.by_policy, name))
     if rt.config.default_residency_policy == name:
         keys.update(_all_keys(ix))
-    selectors = []
-    try:
-        policy = parse_residency_policy(body)
-        if policy.spec.namespace_selector is not None:
-            selectors.append(policy.spec.namespace_selector)
-    except SpecError as err:
-        log.warning("ResidencyPolicy %s cannot be read: %s", name, err)
-    # Namespaces it binds now, and those bound to it before (a selector may have shrunk):
-    # the deployments that were governed by it carry it in their status.
+    selectors = [sel for sel in [rt.policy_selectors.pop(name, None)] if sel is not None]
+    if type != "DELETED":
+        try:
+            selector = parse_residency_policy(body).spec.namespace_selector
+        except SpecError as err:
+            log.warning("ResidencyPolicy %s cannot be read: %s", name, err)
+            selector = None
+        if selector is not None:
+            rt.policy_selectors[name] = selector
+            selectors.append(selector)
     for ns, store in ix.namespaces.items():
-        labels = next(iter(store), {})
-        if any(sel.matches(labels) for sel in selectors):
+        labels: Mapping[str, str] = next(iter(store), {})
+        if any(sel.matches(dict(labels)) for sel in selectors):
             keys.update(_all(ix.by_namespace, ns))
-    for key in _all_keys(ix):
-        body_ = _one(ix.deployments, key) or {}
-        conds = (body_.get("status") or {}).get("conditions") or []
-        if any(c.get("type") == "ResidencySatisfied" and name in str(c.get("message")) for c in conds):
-            keys.add(key)
     _trigger(keys, memo, kwargs)
 
 
 @kopf.on.event("", "v1", "namespaces")
-async def on_namespace(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+async def on_namespace(name: str, memo: Any, **kwargs: Any) -> None:
     _trigger(_all(Indexes.from_kwargs(kwargs).by_namespace, name), memo, kwargs)
 
 
 @kopf.on.event(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", field="metadata.name", value=LWS_CRD
 )
-async def on_multi_node_api(memo: kopf.Memo, **kwargs: Any) -> None:
+async def on_multi_node_api(memo: Any, **kwargs: Any) -> None:
     _trigger(_all_keys(Indexes.from_kwargs(kwargs)), memo, kwargs)

@@ -178,7 +178,8 @@ def split_fleet(
     placement_only = build_node_affinity([], None, spec.placement)
     with_policy = build_node_affinity([], policy, spec.placement) if policy is not None else placement_only
     tolerations = [api.Toleration.model_validate(t) for t in _pod_tolerations(spec, config)]
-    allowed, excluded = [], []
+    allowed: list[Mapping[str, Any]] = []
+    excluded: list[Mapping[str, Any]] = []
     for node in nodes:
         meta = node.get("metadata") or {}
         labels = meta.get("labels") or {}
@@ -291,7 +292,7 @@ def _workload_counts(children: Sequence[Mapping[str, Any]]) -> tuple[int, int, b
             replicas, ready = int(st.get("replicas") or 0), int(st.get("readyReplicas") or 0)
             generation = int((child.get("metadata") or {}).get("generation") or 0)
             observed = int(st.get("observedGeneration") or generation)
-            updated = int(st.get("updatedReplicas") if st.get("updatedReplicas") is not None else replicas)
+            updated = int(st.get("updatedReplicas", replicas) or 0)
             done = observed >= generation and updated >= int((child.get("spec") or {}).get("replicas") or 0)
             return replicas, ready, done
     return 0, 0, False
