@@ -459,14 +459,14 @@ def test_a_full_status_written_by_the_operator_fits_the_crd() -> None:
 
 # ------------------------------------------------------------------------- the invalid table
 
-# The schema keyword behind each kind of API server message (kube-openapi's wording).
+# The schema keyword behind each kind of API server message (kube-apiserver 1.36's wording).
 MESSAGE_KEYWORDS = {
     "Required value": "required",
     "Unsupported value": "enum",
     "less than or equal to": "maximum",
     "greater than or equal to": "minimum",
     "at least 1 char": "minLength",
-    "char": "maxLength",
+    "may not be more than": "maxLength",
     "item": "minItems",
     "|": "pattern",
 }

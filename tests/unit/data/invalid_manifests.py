@@ -280,7 +280,7 @@ INVALID_MODEL_DEPLOYMENTS: list[Row] = [
         "source-too-long",
         _md({"spec.model.source": "s3://" + "a" * 2044}),
         "spec.model.source",
-        "at most 2048 char",
+        "may not be more than 2048",
     ),
 ]
 
@@ -356,6 +356,6 @@ INVALID_RESIDENCY_POLICIES: list[Row] = [
         "description-too-long",
         _rp({"spec.description": "x" * 1025}),
         "spec.description",
-        "at most 1024 char",
+        "may not be more than 1024",
     ),
 ]
