@@ -230,7 +230,9 @@ def choose_plan(
         except api.SpecError:
             same_shape = None  # e.g. the accelerator left the catalog
         if same_shape is not None:
-            same_shape = same_shape.model_copy(update={"rejected": fresh.rejected if fresh.plan else []})
+            same_shape = same_shape.model_copy(
+                update={"rejected": list(fresh.rejected) if fresh.plan else []}
+            )
             cheaper = None
             if fresh.plan is not None and _cost(fresh.plan) < _cost(same_shape):
                 cheaper = fresh.plan
@@ -420,7 +422,7 @@ def decide(snap: Snapshot) -> Decision:
         sb.set(
             api.PLANNED,
             TRUE,
-            "PlanKept" if outcome.kept else "Planned",
+            "Planned",
             f"{plan.plan_class}: {_shape(plan)} (TP {plan.tensor_parallel}, PP {plan.pipeline_parallel}, "
             f"{plan.nodes_per_replica} node(s) per replica), {plan.weights_gi_b:.1f} GiB weights, "
             f"{plan.kv_cache_tokens} KV tokens, ~{plan.est_time_per_output_token_ms:.0f} ms/token, "

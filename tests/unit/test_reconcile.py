@@ -1,0 +1,298 @@
+"""The pure reconcile: a snapshot in, children/status/events out — no cluster needed."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelplane.config import OperatorConfig
+from modelplane.manifests import SPEC_HASH_ANNOTATION
+from modelplane.reconcile import Decision, Snapshot, decide, merge_patch
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
+NODES = [d for d in yaml.safe_load_all((ROOT / "examples/cluster/nodes.yaml").read_text()) if d]
+
+EU_POLICY = {
+    "apiVersion": "modelplane.dev/v1alpha1",
+    "kind": "ResidencyPolicy",
+    "metadata": {"name": "eu"},
+    "spec": {
+        "nodeSelectorTerms": [
+            {
+                "matchExpressions": [
+                    {
+                        "key": "topology.kubernetes.io/region",
+                        "operator": "In",
+                        "values": ["eu-west-1", "eu-central-1"],
+                    }
+                ]
+            }
+        ],
+        "namespaceSelector": {"matchLabels": {"modelplane.dev/residency": "eu"}},
+    },
+}
+
+
+def mdep(spec: dict[str, Any], name: str = "bot", namespace: str = "team-a", **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": "uid-1",
+            "generation": 1,
+            "resourceVersion": "10",
+        },
+        "spec": spec,
+        "status": status,
+    }
+
+
+SLM = {"model": {"name": "meta-llama/Llama-3.1-8B-Instruct"}, "replicas": 2}
+
+
+def snapshot(body: dict[str, Any], **kw: Any) -> Snapshot:
+    args: dict[str, Any] = {
+        "body": body,
+        "nodes": NODES,
+        "policies": [],
+        "namespace_labels": {},
+        "children": [],
+        "pods": [],
+        "multi_node_available": True,
+        "config": OperatorConfig(),
+        "now": NOW,
+    }
+    args.update(kw)
+    return Snapshot(**args)
+
+
+def cond(decision: Decision, type_: str) -> dict[str, Any]:
+    return next(c for c in decision.status["conditions"] if c["type"] == type_)
+
+
+def settle(
+    body: dict[str, Any], decision: Decision, ready: int | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What the cluster looks like after the decision is carried out (and the workload is ready)."""
+    body = copy.deepcopy(body)
+    body["status"] = merge_patch(body.get("status") or {}, decision.status)
+    children = []
+    for child in decision.apply:
+        live = copy.deepcopy(child)
+        live["metadata"]["generation"] = 1
+        if child["kind"] in ("Deployment", "LeaderWorkerSet"):
+            n = child["spec"]["replicas"] if ready is None else ready
+            live["status"] = {
+                "replicas": n,
+                "readyReplicas": n,
+                "updatedReplicas": n,
+                "observedGeneration": 1,
+            }
+        children.append(live)
+    return body, children
+
+
+def test_first_reconcile_creates_children_and_plans() -> None:
+    d = decide(snapshot(mdep(SLM)))
+    assert sorted(c["kind"] for c in d.apply) == ["Deployment", "Service"]
+    assert d.delete == []
+    assert d.status_changed
+    assert d.status["plan"]["accelerator"] == "nvidia-l4"
+    assert d.status["plan"]["acceleratorSummary"] == "1x nvidia-l4"
+    assert cond(d, "Planned")["status"] == "True"
+    assert cond(d, "Ready")["status"] == "False"
+    assert d.status["phase"] == "Progressing"
+    assert d.status["selector"] == "modelplane.dev/deployment=bot"
+    assert d.status["endpoint"] == "http://bot.team-a.svc:8000/v1"
+    assert {e.reason for e in d.events} >= {"Created", "Planned"}
+
+
+def test_steady_state_writes_nothing() -> None:
+    body = mdep(SLM)
+    first = decide(snapshot(body))
+    body, children = settle(body, first)
+    second = decide(snapshot(body, children=children))
+    assert second.status["phase"] == "Ready"
+    body, _ = settle(body, second)
+    third = decide(snapshot(body, children=children))
+    assert third.apply == []
+    assert third.delete == []
+    assert not third.status_changed
+    assert third.events == []
+
+
+def test_child_edited_by_hand_is_restored() -> None:
+    body = mdep(SLM)
+    first = decide(snapshot(body))
+    body, children = settle(body, first)
+    edited = copy.deepcopy(children)
+    edited[0]["metadata"]["annotations"][SPEC_HASH_ANNOTATION] = "tampered"
+    d = decide(snapshot(body, children=edited))
+    assert [c["kind"] for c in d.apply] == [edited[0]["kind"]]
+    deleted = decide(snapshot(body, children=children[1:]))
+    assert [c["kind"] for c in deleted.apply] == [children[0]["kind"]]
+
+
+def test_context_change_rolls_the_deployment() -> None:
+    body = mdep(SLM)
+    body, children = settle(body, decide(snapshot(body)))
+    changed = copy.deepcopy(body)
+    changed["spec"]["serving"] = {"maxContextLength": 4096}
+    changed["metadata"]["generation"] = 2
+    d = decide(snapshot(changed, children=children))
+    assert [c["kind"] for c in d.apply] == ["Deployment"]
+    args = " ".join(d.apply[0]["spec"]["template"]["spec"]["containers"][0].get("args", []))
+    assert "4096" in args
+
+
+def test_invalid_spec_is_reported_and_keeps_children() -> None:
+    body = mdep(SLM)
+    body, children = settle(body, decide(snapshot(body)))
+    bad = copy.deepcopy(body)
+    bad["spec"]["model"] = {"name": "acme/unknown-model"}
+    d = decide(snapshot(bad, children=children))
+    assert d.apply == []
+    assert d.delete == []
+    ready = cond(d, "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "InvalidSpec"
+    assert "spec.model.architecture" in ready["message"]
+    assert any(e.type == "Warning" and e.reason == "InvalidSpec" for e in d.events)
+    again, _ = settle(bad, d)
+    assert not decide(snapshot(again, children=children)).status_changed  # no loop
+
+
+def test_nothing_fits_reports_the_planner_reasons_without_children() -> None:
+    spec = {
+        "model": {"name": "meta-llama/Llama-3.1-405B-Instruct", "precision": "bf16"},
+        "resources": {"accelerators": ["nvidia-l4"]},
+    }
+    d = decide(snapshot(mdep(spec)))
+    assert d.apply == []
+    planned = cond(d, "Planned")
+    assert planned["status"] == "False"
+    assert planned["reason"] == "NoFeasibleShape"
+    assert "nvidia-l4" in planned["message"]
+    assert d.retry_after_seconds is None  # the node watch re-triggers; no retry storm
+
+
+def test_multi_node_without_lws_is_not_degraded_silently() -> None:
+    spec = {
+        "model": {"name": "meta-llama/Llama-3.1-405B-Instruct", "precision": "bf16"},
+        "resources": {"accelerators": ["nvidia-h100-80gb"]},
+    }
+    d = decide(snapshot(mdep(spec), multi_node_available=False))
+    assert d.apply == []
+    ready = cond(d, "Ready")
+    assert ready["reason"] == "MultiNodeUnavailable"
+    assert "LeaderWorkerSet" in ready["message"]
+    with_lws = decide(snapshot(mdep(spec)))
+    assert sorted(c["kind"] for c in with_lws.apply) == ["LeaderWorkerSet", "Service"]
+
+
+def test_unschedulable_pods_surface_the_scheduler_message() -> None:
+    body = mdep(SLM)
+    body, children = settle(body, decide(snapshot(body)), ready=0)
+    pods = [
+        {
+            "metadata": {"name": "bot-abc", "labels": {}},
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/18 nodes are available: 18 Insufficient nvidia.com/gpu.",
+                    }
+                ],
+            },
+        }
+    ]
+    d = decide(snapshot(body, children=children, pods=pods))
+    scheduled = cond(d, "Scheduled")
+    assert scheduled["status"] == "False"
+    assert "Insufficient nvidia.com/gpu" in scheduled["message"]
+    assert d.status["phase"] == "Pending"
+
+
+def test_eu_bound_namespace_plans_only_in_eu() -> None:
+    d = decide(snapshot(mdep(SLM), policies=[EU_POLICY], namespace_labels={"modelplane.dev/residency": "eu"}))
+    assert set(d.status["plan"]["regions"]) <= {"eu-west-1", "eu-central-1"}
+    deployment = next(c for c in d.apply if c["kind"] == "Deployment")
+    terms = deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    for term in terms:
+        keys = {e["key"]: e for e in term["matchExpressions"]}
+        assert set(keys["topology.kubernetes.io/region"]["values"]) <= {"eu-west-1", "eu-central-1"}
+
+
+def test_bound_namespace_asking_for_another_policy_is_refused_and_loses_its_children() -> None:
+    body = mdep({**SLM, "placement": {"residency": "us"}})
+    us = copy.deepcopy(EU_POLICY)
+    us["metadata"]["name"] = "us"
+    us["spec"]["namespaceSelector"] = {"matchLabels": {"modelplane.dev/residency": "us"}}
+    children = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "bot", "ownerReferences": [{"uid": "uid-1", "controller": True}]},
+        }
+    ]
+    d = decide(
+        snapshot(
+            body,
+            policies=[EU_POLICY, us],
+            namespace_labels={"modelplane.dev/residency": "eu"},
+            children=children,
+        )
+    )
+    rs = cond(d, "ResidencySatisfied")
+    assert rs["status"] == "False"
+    assert rs["reason"] == "PolicyConflict"
+    assert d.apply == []
+    assert [(r.kind, r.name) for r in d.delete] == [("Deployment", "bot")]
+
+
+def test_running_plan_is_kept_while_feasible_and_a_cheaper_one_is_named() -> None:
+    spec = {**SLM, "resources": {"accelerators": ["nvidia-l4", "nvidia-a100-80gb"]}}
+    pinned = {**SLM, "resources": {"accelerators": ["nvidia-a100-80gb"]}}
+    body = mdep(pinned)
+    body, children = settle(body, decide(snapshot(body)))
+    assert body["status"]["plan"]["accelerator"] == "nvidia-a100-80gb"
+    widened = copy.deepcopy(body)
+    widened["spec"] = spec
+    d = decide(snapshot(widened, children=children))
+    assert d.status["plan"]["accelerator"] == "nvidia-a100-80gb"
+    planned = cond(d, "Planned")
+    assert planned["reason"] == "CheaperPlanAvailable"
+    assert "nvidia-l4" in planned["message"]
+
+
+def test_plan_is_replaced_when_its_nodes_are_gone() -> None:
+    pinned = {**SLM, "resources": {"accelerators": ["nvidia-a100-80gb", "nvidia-l4"]}}
+    body = mdep(pinned)
+    body["status"] = {"plan": {**decide(snapshot(mdep(pinned))).status["plan"], "accelerator": "nvidia-h200"}}
+    d = decide(snapshot(body))
+    assert d.status["plan"]["accelerator"] == "nvidia-l4"
+
+
+@pytest.mark.parametrize(
+    ("old", "patch", "expected"),
+    [
+        ({"a": 1}, {"a": None}, {}),
+        ({"a": {"b": 1, "c": 2}}, {"a": {"b": None}}, {"a": {"c": 2}}),
+        ({"a": [1, 2]}, {"a": [3]}, {"a": [3]}),
+    ],
+)
+def test_merge_patch(old: dict[str, Any], patch: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert merge_patch(old, patch) == expected
