@@ -52,7 +52,9 @@ class OperatorConfig(ApiModel):
 
     def image_for(self, engine: str) -> EngineImage:
         if engine not in self.engines:
-            raise SpecError.single("spec.engine.name", f"engine {engine!r} has no image in the operator config")
+            raise SpecError.single(
+                "spec.engine.name", f"engine {engine!r} has no image in the operator config"
+            )
         return self.engines[engine]
 
 
