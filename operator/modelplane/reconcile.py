@@ -376,6 +376,7 @@ def decide(snap: Snapshot) -> Decision:
         spec.placement.residency,
         policies,
         snap.config.default_residency_policy,
+        last_applied=previous_status.get("residencyPolicy") if live else None,
     )
     sb.set(api.RESIDENCY_SATISFIED, residency.status, residency.reason, residency.message)
     if residency.refused:
@@ -429,6 +430,7 @@ def decide(snap: Snapshot) -> Decision:
             f"${plan.cost_per_replica_hour}/h per replica",
         )
     sb.fields["plan"] = _plan_wire(plan)
+    sb.fields["residencyPolicy"] = residency.policy.metadata.name if residency.policy is not None else None
     sb.fields["regionsSummary"] = ",".join(plan.regions) or None
     sb.fields["selector"] = f"{DEPLOYMENT_LABEL}={name}"
     sb.fields["endpoint"] = f"http://{name}.{namespace}.svc:{spec.serving.port}/v1"

@@ -296,3 +296,18 @@ def test_plan_is_replaced_when_its_nodes_are_gone() -> None:
 )
 def test_merge_patch(old: dict[str, Any], patch: dict[str, Any], expected: dict[str, Any]) -> None:
     assert merge_patch(old, patch) == expected
+
+
+def test_deleted_policy_keeps_pods_where_they_are() -> None:
+    labels = {"modelplane.dev/residency": "eu"}
+    body = mdep(SLM)
+    first = decide(snapshot(body, policies=[EU_POLICY], namespace_labels=labels))
+    body, children = settle(body, first)
+    assert body["status"]["residencyPolicy"] == "eu"
+    d = decide(snapshot(body, policies=[], namespace_labels=labels, children=children))
+    rs = cond(d, "ResidencySatisfied")
+    assert rs["status"] == "Unknown"
+    assert rs["reason"] == "PolicyMissing"
+    assert d.apply == []
+    assert d.delete == []
+    assert cond(d, "Ready")["status"] == "True"  # still serving, where it was

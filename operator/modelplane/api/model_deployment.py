@@ -277,6 +277,7 @@ class ModelDeploymentStatus(ApiModel):
     ready_summary: str | None = None  # READY, e.g. "2/2"
     latency_summary: str | None = None  # P95, e.g. "310ms"
     regions_summary: str | None = None  # REGIONS (wide), e.g. "eu-west-1,eu-central-1"
+    residency_policy: str | None = Field(default=None, max_length=253)  # last applied to the pods
 
 
 class ModelDeployment(ApiModel):
