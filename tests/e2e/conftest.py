@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import REPO, Cluster, find_bin, hack_env, require_loopback_kubeconfig, run_hack
+from operator_process import operator  # noqa: F401  (the session-wide operator fixture)
 
 E2E_DIR = Path(__file__).resolve().parent
 CRDS_DIR = REPO / "crds"

@@ -311,3 +311,23 @@ def test_deleted_policy_keeps_pods_where_they_are() -> None:
     assert d.apply == []
     assert d.delete == []
     assert cond(d, "Ready")["status"] == "True"  # still serving, where it was
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_plans_and_builds_on_the_example_fleet(path: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    policies = [d for d in docs if d["kind"] == "ResidencyPolicy"]
+    namespaces = {
+        d["metadata"]["name"]: d["metadata"].get("labels", {}) for d in docs if d["kind"] == "Namespace"
+    }
+    for doc in docs:
+        if doc["kind"] != "ModelDeployment":
+            continue
+        body = copy.deepcopy(doc)
+        body["metadata"].setdefault("namespace", "demo")
+        body["metadata"].update({"uid": "uid-1", "generation": 1})
+        labels = namespaces.get(body["metadata"]["namespace"], {})
+        d = decide(snapshot(body, policies=policies, namespace_labels=labels))
+        problems = [c for c in d.status["conditions"] if c["status"] == "False"]
+        assert not [c for c in problems if c["reason"] not in ("ReplicasStarting",)], problems
+        assert d.apply, f"{path.name}: no children"

@@ -1,0 +1,317 @@
+"""The operator on the real local control plane: ModelDeployments in, serving pods and a truthful
+status out (issue 4's "must show")."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import yaml
+from e2e_helpers import REPO, Cluster, pods_of, running_pods
+from operator_process import OperatorProcess
+
+from modelplane.catalog import get_accelerator
+
+EXAMPLES = REPO / "examples"
+READY_TIMEOUT = 90
+
+
+def example(name: str) -> dict[str, Any]:
+    docs = [d for d in yaml.safe_load_all((EXAMPLES / name).read_text()) if d]
+    return next(d for d in docs if d["kind"] == "ModelDeployment")
+
+
+def mdep(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelplane.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+def wait_ready(cluster: Cluster, name: str, ns: str, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+    return cluster.wait_condition("mdep", name, ns, "Ready", "True", timeout=timeout)
+
+
+def wait_quiet(op: OperatorProcess, seconds: float = 3.0, timeout: float = 60) -> float:
+    """Wait until the operator has written nothing for `seconds`; return its write count."""
+    deadline = time.monotonic() + timeout
+    last, since = op.writes(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = op.writes()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            return now
+    pytest.fail(f"the operator kept writing for {timeout}s:\n{op.log_tail()}", pytrace=False)
+
+
+@pytest.mark.parametrize(
+    "file",
+    [
+        "chat-slm.yaml",
+        "edge-slm.yaml",
+        "llm-70b-sharded.yaml",
+        "llm-405b-fp8.yaml",
+        "custom-architecture.yaml",
+    ],
+)
+def test_single_node_example_reaches_ready_on_its_planned_accelerator(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, file: str
+) -> None:
+    obj = example(file)
+    name = obj["metadata"]["name"]
+    cluster.apply(obj, namespace)
+    md = wait_ready(cluster, name, namespace)
+    plan = md["status"]["plan"]
+    assert plan["nodesPerReplica"] == 1
+    replicas = obj["spec"].get("replicas", 1)
+    pods = cluster.wait_for(
+        lambda: running_pods(cluster, namespace, f"modelplane.dev/deployment={name}", replicas),
+        timeout=30,
+        describe=f"{replicas} running pods of {name}",
+        namespace=namespace,
+    )
+    accelerator = get_accelerator(plan["accelerator"])
+    assert accelerator is not None
+    for pod in pods:
+        node = cluster.get("node", pod["spec"]["nodeName"])
+        assert node is not None
+        assert node["metadata"]["labels"]["nvidia.com/gpu.product"] in accelerator.products
+        limits = pod["spec"]["containers"][0]["resources"]["limits"]
+        assert int(limits["nvidia.com/gpu"]) == plan["gpusPerReplica"]
+        assert node["metadata"]["labels"]["topology.kubernetes.io/region"] in plan["regions"]
+    assert md["status"]["readyReplicas"] == replicas
+    assert md["status"]["readySummary"] == f"{replicas}/{replicas}"
+    assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
+    service = cluster.get("service", name, namespace)
+    assert service is not None
+    assert (
+        md["status"]["endpoint"] == f"http://{name}.{namespace}.svc:{service['spec']['ports'][0]['port']}/v1"
+    )
+
+
+def test_kubectl_get_shows_where_things_stand(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.apply(example("chat-slm.yaml"), namespace)
+    wait_ready(cluster, "support-bot", namespace)
+    out = cluster.kubectl("get", "mdep", "-n", namespace, "-o", "wide")
+    header, row = out.splitlines()[:2]
+    for column in ("MODEL", "CLASS", "ACCELERATOR", "READY", "P95", "PHASE", "AGE", "REGIONS", "COST/H"):
+        assert column in header
+    for value in ("meta-llama/Llama-3.1-8B-Instruct", "SLM", "1x nvidia-l4", "2/2", "Ready", "0.80"):
+        assert value in row
+
+
+def test_no_change_writes_nothing_and_a_change_rolls_the_deployment(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    obj = mdep(
+        "roll", {"model": {"name": "meta-llama/Llama-3.2-1B-Instruct"}, "serving": {"maxContextLength": 4096}}
+    )
+    cluster.apply(obj, namespace)
+    wait_ready(cluster, "roll", namespace)
+    before = wait_quiet(operator)
+    generation = cluster.get("deployment", "roll", namespace)["metadata"]["generation"]  # type: ignore[index]
+    # Touch the ModelDeployment without changing what it asks for: events flow, nothing is written.
+    cluster.kubectl("label", "mdep", "roll", "-n", namespace, "touched=yes")
+    cluster.kubectl("annotate", "mdep", "roll", "-n", namespace, "note=hello")
+    time.sleep(3)
+    assert wait_quiet(operator) == before
+    assert cluster.get("deployment", "roll", namespace)["metadata"]["generation"] == generation  # type: ignore[index]
+    # Change the context: the Deployment rolls with the new --max-model-len.
+    obj["spec"]["serving"]["maxContextLength"] = 2048
+    cluster.apply(obj, namespace)
+
+    def rolled() -> dict[str, Any] | None:
+        dep = cluster.get("deployment", "roll", namespace)
+        args = " ".join((dep or {})["spec"]["template"]["spec"]["containers"][0].get("args", []))
+        return dep if dep and dep["metadata"]["generation"] > generation and "2048" in args else None
+
+    cluster.wait_for(rolled, timeout=30, describe="the Deployment rolled to 2048 tokens", namespace=namespace)
+    md = wait_ready(cluster, "roll", namespace)
+    assert md["status"]["plan"]["maxContextLength"] == 2048
+
+
+def test_children_deleted_by_hand_come_back_and_go_with_their_owner(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.apply(mdep("heal", {"model": {"name": "Qwen/Qwen2.5-1.5B-Instruct"}}), namespace)
+    wait_ready(cluster, "heal", namespace)
+    for kind in ("deployment", "service"):
+        uid = cluster.get(kind, "heal", namespace)["metadata"]["uid"]  # type: ignore[index]
+        cluster.kubectl("delete", kind, "heal", "-n", namespace, "--wait=true")
+        cluster.wait_for(
+            lambda kind=kind, uid=uid: (
+                (o := cluster.get(kind, "heal", namespace)) and o["metadata"]["uid"] != uid
+            ),
+            timeout=30,
+            describe=f"{kind} heal restored",
+            namespace=namespace,
+        )
+    # An edit by hand is put back, too.
+    cluster.kubectl(
+        "patch",
+        "service",
+        "heal",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"annotations":{"modelplane.dev/spec-hash":"edited"}},"spec":{"ports":'
+        '[{"name":"http","port":9999,"targetPort":8000}]}}',
+    )
+    cluster.wait_for(
+        lambda: cluster.get("service", "heal", namespace)["spec"]["ports"][0]["port"] == 8000,  # type: ignore[index]
+        timeout=30,
+        describe="service port restored",
+        namespace=namespace,
+    )
+    wait_ready(cluster, "heal", namespace)
+    cluster.kubectl("delete", "mdep", "heal", "-n", namespace)
+    cluster.wait_for(
+        lambda: (
+            cluster.get("deployment", "heal", namespace) is None
+            and cluster.get("service", "heal", namespace) is None
+        ),
+        timeout=60,
+        describe="children garbage-collected",
+        namespace=namespace,
+    )
+
+
+def test_a_model_that_fits_nowhere_is_reported_without_children_or_retry_storm(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    spec = {
+        "model": {"name": "meta-llama/Llama-3.1-405B-Instruct", "precision": "bf16"},
+        "resources": {"accelerators": ["nvidia-l4"]},
+    }
+    cluster.apply(mdep("too-big", spec), namespace)
+    md = cluster.wait_condition("mdep", "too-big", namespace, "Planned", "False", timeout=30)
+    planned = condition(md, "Planned")
+    assert planned["reason"] == "NoFeasibleShape"
+    assert "nvidia-l4" in planned["message"]
+    assert md["status"]["phase"] == "Failed"
+    assert cluster.get("deployment", "too-big", namespace) is None
+    assert cluster.get("service", "too-big", namespace) is None
+    warnings = [
+        e
+        for e in cluster.events(namespace)
+        if e.get("type") == "Warning" and e["reason"] == "NoFeasibleShape"
+    ]
+    assert warnings, "a Warning event explains why"
+    writes = wait_quiet(operator)
+    reconciles = operator.reconciles()
+    time.sleep(5)
+    assert operator.writes() == writes
+    assert operator.reconciles() - reconciles < 5, "no retry loop for a plan that cannot exist"
+
+
+def test_a_plan_without_free_capacity_stays_pending_with_the_schedulers_message(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    spec = {
+        "model": {"name": "Qwen/Qwen2.5-0.5B-Instruct", "precision": "fp16"},
+        "resources": {"accelerators": ["nvidia-t4"]},
+        "replicas": 6,
+    }
+    cluster.apply(mdep("crowded", spec), namespace)
+    md = cluster.wait_condition("mdep", "crowded", namespace, "Scheduled", "False", timeout=60)
+    scheduled = condition(md, "Scheduled")
+    assert scheduled["reason"] == "Unschedulable"
+    assert "nodes are available" in scheduled["message"]
+    assert condition(md, "Ready")["status"] == "False"
+    pending = [
+        p
+        for p in pods_of(cluster, namespace, "modelplane.dev/deployment=crowded")
+        if p["status"].get("phase") == "Pending"
+    ]
+    assert pending, "the extra replicas wait; nothing spills onto other accelerator types"
+    running = [
+        p
+        for p in pods_of(cluster, namespace, "modelplane.dev/deployment=crowded")
+        if p["spec"].get("nodeName")
+    ]
+    for pod in running:
+        node = cluster.get("node", pod["spec"]["nodeName"])
+        assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "Tesla-T4"  # type: ignore[index]
+    cluster.wait_for(
+        lambda: cluster.get("mdep", "crowded", namespace)["status"]["phase"] == "Pending",  # type: ignore[index]
+        timeout=30,
+        describe="phase Pending",
+        namespace=namespace,
+    )
+
+
+def test_an_invalid_spec_the_schema_accepts_is_reported_and_recovers(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.apply(mdep("fixme", {"model": {"name": "acme/not-in-the-catalog"}}), namespace)
+    md = cluster.wait_condition("mdep", "fixme", namespace, "Ready", "False", timeout=30)
+    ready = condition(md, "Ready")
+    assert ready["reason"] == "InvalidSpec"
+    assert "spec.model.architecture" in ready["message"]
+    assert any(e["reason"] == "InvalidSpec" and e["type"] == "Warning" for e in cluster.events(namespace))
+    assert cluster.get("deployment", "fixme", namespace) is None
+    writes = wait_quiet(operator)
+    time.sleep(3)
+    assert operator.writes() == writes, "no crash loop, no rewrite loop"
+    arch = {
+        "parameters": 1_500_000_000,
+        "layers": 28,
+        "hiddenSize": 1536,
+        "attentionHeads": 12,
+        "kvHeads": 2,
+        "headDim": 128,
+        "maxContextLength": 32768,
+    }
+    cluster.apply(
+        mdep("fixme", {"model": {"name": "acme/not-in-the-catalog", "architecture": arch}}), namespace
+    )
+    wait_ready(cluster, "fixme", namespace)
+
+
+def test_kubectl_scale_drives_the_replicas(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.apply(mdep("scaled", {"model": {"name": "meta-llama/Llama-3.2-1B-Instruct"}}), namespace)
+    wait_ready(cluster, "scaled", namespace)
+    cluster.kubectl("scale", "mdep", "scaled", "-n", namespace, "--replicas=3")
+    cluster.wait_for(
+        lambda: running_pods(cluster, namespace, "modelplane.dev/deployment=scaled", 3),
+        timeout=60,
+        describe="3 running pods",
+        namespace=namespace,
+    )
+    md = cluster.wait_for(
+        lambda: (
+            (o := cluster.get("mdep", "scaled", namespace)) and o["status"].get("readyReplicas") == 3 and o
+        ),
+        timeout=30,
+        describe="3 ready replicas in status",
+        namespace=namespace,
+    )
+    assert md["status"]["readySummary"] == "3/3"
+    assert md["status"]["replicas"] == 3
+
+
+def test_pods_follow_the_restricted_profile(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    cluster.apply(mdep("secure", {"model": {"name": "meta-llama/Llama-3.2-1B-Instruct"}}), namespace)
+    wait_ready(cluster, "secure", namespace)  # the API server admitted its pods under `restricted`
+
+
