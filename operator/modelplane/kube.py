@@ -123,8 +123,10 @@ class Kube:
             raise KubeError(resp.status, str(reason), str(message))
         return json.loads(data) if data else None
 
-    async def _request(self, verb: str, kind: str, method: str, path: str, **kw: Any) -> Any:
-        metrics.count_request(verb, kind)
+    async def _request(
+        self, verb: str, kind: str, method: str, path: str, namespace: str | None = None, **kw: Any
+    ) -> Any:
+        metrics.count_request(verb, kind, namespace)
         return await asyncio.to_thread(self._call, method, path, **kw)
 
     # ------------------------------------------------------------------ children
@@ -138,6 +140,7 @@ class Kube:
             rk.kind,
             "PATCH",
             path,
+            namespace=meta.get("namespace"),
             body=dict(obj),
             content_type="application/apply-patch+yaml",
             query=[("fieldManager", self.field_manager), ("force", "true")],
@@ -154,6 +157,7 @@ class Kube:
                 kind,
                 "DELETE",
                 path,
+                namespace=namespace,
                 body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
             )
         except KubeError as err:
@@ -171,6 +175,7 @@ class Kube:
             rk.kind,
             "PATCH",
             path,
+            namespace=namespace,
             body={"status": dict(status)},
             content_type="application/merge-patch+json",
         )
@@ -227,6 +232,8 @@ class Kube:
         }
         rk = KINDS[("v1", "Event")]
         try:
-            await self._request("create", "Event", "POST", rk.collection_path(namespace), body=event)
+            await self._request(
+                "create", "Event", "POST", rk.collection_path(namespace), namespace=namespace, body=event
+            )
         except KubeError as err:  # an event is best effort: never fail a reconcile for one
             log.warning("could not post event %s on %s/%s: %s", reason, namespace, meta["name"], err)

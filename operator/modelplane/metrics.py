@@ -12,6 +12,12 @@ KUBE_REQUESTS = Counter(
     ["verb", "kind"],
     registry=REGISTRY,
 )
+NAMESPACE_WRITES = Counter(
+    "modelplane_kube_namespace_writes_total",
+    "Write requests the operator sent for objects in a namespace.",
+    ["namespace"],
+    registry=REGISTRY,
+)
 RECONCILES = Counter(
     "modelplane_reconciles_total",
     "Reconciles of ModelDeployments, by outcome.",
@@ -33,8 +39,10 @@ DEPLOYMENTS = Gauge(
 WRITE_VERBS = frozenset({"apply", "create", "patch", "update", "delete", "patch-status"})
 
 
-def count_request(verb: str, kind: str) -> None:
+def count_request(verb: str, kind: str, namespace: str | None = None) -> None:
     KUBE_REQUESTS.labels(verb=verb, kind=kind).inc()
+    if namespace and verb in WRITE_VERBS:
+        NAMESPACE_WRITES.labels(namespace=namespace).inc()
 
 
 def writes_so_far() -> float:

@@ -286,6 +286,32 @@ def _hash_of(obj: Mapping[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
+def contains(live: Any, desired: Any) -> bool:
+    """Does the live object still hold everything we asked for? Fields others (or the API server's
+    defaulting) added are fine; a value of ours changed by hand is not. Lists match when every
+    desired item is contained in some live item, so an item someone else added never causes a
+    write loop. Scalars compare as text: the API server returns quantities as strings."""
+    if isinstance(desired, Mapping):
+        return isinstance(live, Mapping) and all(
+            k in live and contains(live[k], v) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return isinstance(live, list) and all(any(contains(item, want) for item in live) for want in desired)
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return desired is live or desired == live
+    return desired == live or str(desired) == str(live)
+
+
+def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """Apply when the child is missing, was built from another desired state, or drifted."""
+    if live is None or _hash_of(live) != _hash_of(desired):
+        return True
+    return not (
+        contains(live.get("metadata"), desired.get("metadata"))
+        and contains(live.get("spec"), desired.get("spec"))
+    )
+
+
 def _workload_counts(children: Sequence[Mapping[str, Any]]) -> tuple[int, int, bool]:
     """(replicas, ready replicas, rollout done) of the Deployment or LeaderWorkerSet (groups for LWS)."""
     for child in children:
@@ -352,6 +378,9 @@ def decide(snap: Snapshot) -> Decision:
             events=[*extra_events, *events],
             retry_after_seconds=retry,
         )
+
+    if meta.get("deletionTimestamp"):
+        return Decision()  # going away: garbage collection takes the children; nothing to write
 
     # 1. The spec. The schema caught what it can; the rest is reported, and nothing running is lost.
     try:
@@ -467,7 +496,7 @@ def decide(snap: Snapshot) -> Decision:
         msg = f"invalid spec: {err}"
         sb.set(api.READY, FALSE, "InvalidSpec", msg)
         return finish("Failed")
-    to_apply = [c for c in desired if _hash_of(live.get(_child_key(c), {})) != _hash_of(c)]
+    to_apply = [c for c in desired if needs_apply(c, live.get(_child_key(c)))]
     desired_keys = {_child_key(c) for c in desired}
     to_delete = [ChildRef(*k) for k in live if k not in desired_keys and (k[0], k[1]) in MANAGED_KINDS]
     extra: list[EventSpec] = []

@@ -63,6 +63,14 @@ class OperatorProcess:
             if name == "modelplane_kube_requests_total" and dict(labels).get("verb") in WRITE_VERBS
         )
 
+    def namespace_writes(self, namespace: str) -> float:
+        """Write requests the operator has sent for objects in `namespace`."""
+        return sum(
+            v
+            for (name, labels), v in self.metrics().items()
+            if name == "modelplane_kube_namespace_writes_total" and dict(labels).get("namespace") == namespace
+        )
+
     def reconciles(self) -> float:
         return sum(v for (name, _), v in self.metrics().items() if name == "modelplane_reconciles_total")
 

@@ -331,3 +331,28 @@ def test_every_example_plans_and_builds_on_the_example_fleet(path: Path) -> None
         problems = [c for c in d.status["conditions"] if c["status"] == "False"]
         assert not [c for c in problems if c["reason"] not in ("ReplicasStarting",)], problems
         assert d.apply, f"{path.name}: no children"
+
+
+def test_drift_in_a_field_we_own_is_restored_but_additions_by_others_are_left_alone() -> None:
+    body = mdep(SLM)
+    body, children = settle(body, decide(snapshot(body)))
+    deployment = next(c for c in children if c["kind"] == "Deployment")
+    # What the API server hands back: quantities as strings, defaults filled in, others' additions.
+    served = copy.deepcopy(deployment)
+    pod = served["spec"]["template"]["spec"]
+    for container in pod["containers"]:
+        container["terminationMessagePath"] = "/dev/termination-log"
+        for part in ("limits", "requests"):
+            res = container.get("resources", {}).get(part, {})
+            for key, value in res.items():
+                res[key] = str(value)
+    pod["tolerations"].append(
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}
+    )
+    served["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = "1"
+    others = [c for c in children if c["kind"] != "Deployment"]
+    assert decide(snapshot(body, children=[served, *others])).apply == []
+    edited = copy.deepcopy(served)
+    edited["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/evil:1"
+    again = decide(snapshot(body, children=[edited, *others]))
+    assert [c["kind"] for c in again.apply] == ["Deployment"]
