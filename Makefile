@@ -37,15 +37,13 @@ cluster-down:  ## stop everything cluster-up started
 cluster-status:
 	hack/status
 
-e2e: venv build  ## e2e tests against the local control plane (starts and stops its own if none runs)
-	$(BIN)/pytest -q tests/e2e
+e2e: venv build  ## e2e tests on the local control plane (uses a running one, else starts and stops its own)
+	hack/e2e
 
-test: venv build  ## lint, unit and e2e tests; the cluster is always stopped afterwards
+test: venv build  ## lint, unit and e2e tests: what CI runs
 	$(MAKE) lint
 	$(BIN)/pytest -q tests/unit
-	@status=0; hack/up && hack/nodes || status=$$?; \
-	 if [ $$status -eq 0 ]; then MODELPLANE_CLUSTER_OWNED=1 $(BIN)/pytest -q tests/e2e || status=$$?; fi; \
-	 hack/down; exit $$status
+	hack/e2e
 
 bench: venv  ## benchmarks: print figures (see docs/benchmarks.md)
 	$(BIN)/python -m bench
