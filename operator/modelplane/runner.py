@@ -33,6 +33,10 @@ def add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        # Before anything imports the kubernetes client: it reads KUBECONFIG once, at import,
+        # and kopf's own login goes through it.
+        os.environ["KUBECONFIG"] = args.kubeconfig
     # Imported here: `modelplane plan` must work without a cluster or kopf's machinery.
     import kopf
     from prometheus_client import start_http_server
@@ -47,8 +51,6 @@ def run_command(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = load_config_file(args.config) if args.config else OperatorConfig()
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
     api_client = load_api_client(args.kubeconfig or os.environ.get("KUBECONFIG"))
     runtime = Runtime(config=config, kube=Kube(api_client))
     if args.metrics_port:
