@@ -224,11 +224,13 @@ def choose_plan(
     running: api.Plan | None,
 ) -> PlanOutcome:
     fresh = plan_deployment(spec, allowed, config, excluded=excluded)
-    if running is not None:
+    if running is not None and _allows(spec, running):
         try:
             same_shape = plan_deployment(_pinned(spec, running), allowed, config, excluded=excluded).plan
         except api.SpecError:
             same_shape = None  # e.g. the accelerator left the catalog
+        if same_shape is not None and not _same_weights(same_shape, running):
+            same_shape = None  # another model or precision: what runs was sized for something else
         if same_shape is not None:
             same_shape = same_shape.model_copy(
                 update={"rejected": list(fresh.rejected) if fresh.plan else []}
@@ -238,6 +240,22 @@ def choose_plan(
                 cheaper = fresh.plan
             return PlanOutcome(fresh, same_shape, True, cheaper)
     return PlanOutcome(fresh, fresh.plan, False, None)
+
+
+def _allows(spec: api.ModelDeploymentSpec, plan: api.Plan) -> bool:
+    """Does the spec still allow the running plan's shape (its accelerator and any GPU count or
+    parallelism the spec sets)? If not, the user asked for a move."""
+    r = spec.resources
+    return (
+        (not r.accelerators or plan.accelerator in r.accelerators)
+        and r.gpus_per_replica in (None, plan.gpus_per_replica)
+        and r.tensor_parallel in (None, plan.tensor_parallel)
+        and r.pipeline_parallel in (None, plan.pipeline_parallel)
+    )
+
+
+def _same_weights(a: api.Plan, b: api.Plan) -> bool:
+    return a.precision == b.precision and abs(a.weights_gi_b - b.weights_gi_b) < 0.005
 
 
 def _cost(plan: api.Plan) -> float:

@@ -356,3 +356,50 @@ def test_drift_in_a_field_we_own_is_restored_but_additions_by_others_are_left_al
     edited["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example/evil:1"
     again = decide(snapshot(body, children=[edited, *others]))
     assert [c["kind"] for c in again.apply] == ["Deployment"]
+
+
+LLAMA_405B = {
+    "model": {"name": "meta-llama/Llama-3.1-405B-Instruct", "precision": "bf16"},
+    "resources": {"accelerators": ["nvidia-h100-80gb"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "new_kind", "old_kind"),
+    [
+        ("bf16", "fp8", "Deployment", "LeaderWorkerSet"),
+        ("fp8", "bf16", "LeaderWorkerSet", "Deployment"),
+    ],
+)
+def test_a_new_precision_plans_afresh_and_replaces_the_child_of_the_other_kind(
+    before: str, after: str, new_kind: str, old_kind: str
+) -> None:
+    spec = copy.deepcopy(LLAMA_405B)
+    spec["model"]["precision"] = before
+    body = mdep(spec)
+    body, children = settle(body, decide(snapshot(body)))
+    assert [c["kind"] for c in children] == [old_kind, "Service"]
+    changed = copy.deepcopy(body)
+    changed["spec"]["model"]["precision"] = after
+    changed["metadata"]["generation"] = 2
+    d = decide(snapshot(changed, children=children))
+    assert d.status["plan"]["precision"] == after
+    assert d.status["plan"]["nodesPerReplica"] == (2 if new_kind == "LeaderWorkerSet" else 1)
+    assert cond(d, "Planned")["reason"] == "Planned"
+    assert [c["kind"] for c in d.apply] == [new_kind, "Service"]
+    assert [(r.kind, r.name) for r in d.delete] == [(old_kind, "bot")]
+
+
+def test_a_running_plan_the_spec_no_longer_allows_is_replaced() -> None:
+    body = mdep({**SLM, "resources": {"accelerators": ["nvidia-l4"]}})
+    body, children = settle(body, decide(snapshot(body)))
+    assert body["status"]["plan"]["accelerator"] == "nvidia-l4"
+    for resources, expected in [
+        ({"accelerators": ["nvidia-a100-80gb"]}, ("nvidia-a100-80gb", 1)),
+        ({"accelerators": ["nvidia-l4"], "gpusPerReplica": 2}, ("nvidia-l4", 2)),
+    ]:
+        moved = copy.deepcopy(body)
+        moved["spec"]["resources"] = resources
+        d = decide(snapshot(moved, children=children))
+        assert (d.status["plan"]["accelerator"], d.status["plan"]["gpusPerReplica"]) == expected
+        assert cond(d, "Planned")["reason"] == "Planned"
