@@ -266,3 +266,182 @@ def test_scaling_adds_and_removes_whole_groups_and_names_the_group_that_cannot_b
     md = wait_ready(cluster, NAME, ns)
     assert md["status"]["readySummary"] == "1/1"
     assert condition(md, "Scheduled")["status"] == "True"
+
+
+def test_without_the_lws_api_it_says_what_to_install_and_recovers_when_lws_appears(
+    no_lws: Cluster, operator: OperatorProcess, namespace: str, h100: dict[str, dict[str, Any]]
+) -> None:
+    cluster, ns = no_lws, namespace
+    try:
+        assert cluster.kubectl("api-resources", "--api-group=leaderworkerset.x-k8s.io", "-o", "name") == ""
+        cluster.apply(example("llm-405b-multinode.yaml"), ns)
+        singles = ["chat-slm.yaml", "edge-slm.yaml", "custom-architecture.yaml"]
+        names = []
+        for file in singles:
+            obj = example(file)
+            names.append(obj["metadata"]["name"])
+            cluster.apply(obj, ns)
+
+        md = cluster.wait_condition("mdep", NAME, ns, "Ready", "False", timeout=30)
+        md = cluster.wait_for(
+            lambda: (
+                (o := cluster.get("mdep", NAME, ns))
+                and condition(o, "Ready")["reason"] == "MultiNodeUnavailable"
+                and o
+            ),
+            timeout=30,
+            describe="Ready=False MultiNodeUnavailable",
+            show=[("mdep", NAME, ns)],
+        )
+        ready = condition(md, "Ready")
+        for words in (
+            "LeaderWorkerSet",
+            "leaderworkerset.x-k8s.io/v1",
+            "not installed",
+            "install",
+            "platform team",
+        ):
+            assert words in ready["message"], ready["message"]
+        assert md["status"]["phase"] == "Failed"
+        assert md["status"]["plan"]["nodesPerReplica"] == 2, "it is planned, just not runnable here"
+        assert condition(md, "Planned")["status"] == "True"
+        generation = md["metadata"]["generation"]
+        warnings = cluster.wait_for(
+            lambda: [
+                e
+                for e in cluster.events(ns)
+                if e["type"] == "Warning"
+                and e["reason"] == "MultiNodeUnavailable"
+                and e["involvedObject"]["name"] == NAME
+            ],
+            timeout=30,
+            describe="a MultiNodeUnavailable Warning event",
+            namespace=ns,
+        )
+        assert "LeaderWorkerSet" in warnings[0]["message"]
+        # No children of any kind, no pods: nothing half-provisioned.
+        assert cluster.get("deployment", NAME, ns) is None
+        assert cluster.get("service", NAME, ns) is None
+        assert pods_of(cluster, ns, SELECTOR) == []
+
+        # The single-node deployments in the same namespace do not care.
+        for name in names:
+            wait_ready(cluster, name, ns)
+
+        # LWS arrives: the operator notices the CRD and provisions, nobody touches the deployment.
+        cluster.hack("lws-up")
+        md = wait_ready(cluster, NAME, ns, timeout=READY_TIMEOUT)
+        assert md["metadata"]["generation"] == generation
+        assert lws_of(cluster, ns) == [f"leaderworkerset.leaderworkerset.x-k8s.io/{NAME}"]
+        by_group = cluster.wait_for(
+            lambda: ready_groups(cluster, ns, 1), timeout=30, describe="group 0 running", namespace=ns
+        )
+        check_group(cluster, by_group["0"], h100, ["eu-west-1", "us-east-1"])
+    finally:
+        cluster.hack("lws-up")  # the rest of the session needs LeaderWorkerSet
+
+
+def test_405b_fp8_is_one_single_node_replica_of_8_h100s_without_a_leaderworkerset(
+    lws: Cluster, operator: OperatorProcess, namespace: str, h100: dict[str, dict[str, Any]]
+) -> None:
+    cluster, ns = lws, namespace
+    obj = example("llm-405b-fp8.yaml")
+    name = obj["metadata"]["name"]
+    cluster.apply(obj, ns)
+    md = wait_ready(cluster, name, ns, timeout=READY_TIMEOUT)
+    plan = md["status"]["plan"]
+    assert (plan["nodesPerReplica"], plan["gpusPerReplica"], plan["tensorParallel"]) == (1, 8, 8)
+    assert plan["pipelineParallel"] == 1
+    assert plan["accelerator"] == "nvidia-h100-80gb"
+    assert deployments_of(cluster, ns) == [f"deployment.apps/{name}"]
+    assert lws_of(cluster, ns) == []
+    (pod,) = cluster.wait_for(
+        lambda: running_pods(cluster, ns, f"modelplane.dev/deployment={name}", 1),
+        timeout=30,
+        describe="the one pod",
+        namespace=ns,
+    )
+    assert pod["spec"]["nodeName"] in h100
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    assert GROUP_INDEX not in pod["metadata"]["labels"]
+    service = cluster.get("service", name, ns)
+    assert service is not None
+    assert WORKER_INDEX not in service["spec"]["selector"]
+
+
+def _child_pods(cluster: Cluster, ns: str, kind: str, count: int) -> list[dict[str, Any]] | None:
+    """`count` Running+Ready pods of the deployment, all made by `kind` (LWS or Deployment) and none
+    of the other kind left."""
+    pods = pods_of(cluster, ns, SELECTOR)
+    by_lws = [p for p in pods if "leaderworkerset.sigs.k8s.io/name" in p["metadata"]["labels"]]
+    by_deployment = [p for p in pods if "pod-template-hash" in p["metadata"]["labels"]]
+    mine, other = (by_lws, by_deployment) if kind == "LeaderWorkerSet" else (by_deployment, by_lws)
+    if other or len(mine) != len(pods):
+        return None
+    return running_pods(cluster, ns, SELECTOR, count)
+
+
+def test_a_precision_change_moves_between_single_and_multi_node_without_orphans(
+    lws: Cluster, operator: OperatorProcess, namespace: str, h100: dict[str, dict[str, Any]]
+) -> None:
+    cluster, ns = lws, namespace
+    obj = example("llm-405b-multinode.yaml")
+    obj["spec"]["model"]["precision"] = "fp8"
+    cluster.apply(obj, ns)
+    md = wait_ready(cluster, NAME, ns, timeout=READY_TIMEOUT)
+    assert md["status"]["plan"]["nodesPerReplica"] == 1
+    cluster.wait_for(
+        lambda: _child_pods(cluster, ns, "Deployment", 1), timeout=30, describe="1 pod", namespace=ns
+    )
+    service_uid = cluster.get("service", NAME, ns)["metadata"]["uid"]  # type: ignore[index]
+
+    for precision, kind, pods, gone in [
+        ("bf16", "LeaderWorkerSet", 2, ("deployments", "replicasets")),
+        ("fp8", "Deployment", 1, ("leaderworkersets", "statefulsets")),
+    ]:
+        obj["spec"]["model"]["precision"] = precision
+        cluster.apply(obj, ns)
+        cluster.wait_for(
+            lambda precision=precision: (
+                (o := cluster.get("mdep", NAME, ns))
+                and o["status"]["observedGeneration"] == o["metadata"]["generation"]
+                and o["status"]["plan"]["precision"] == precision
+                and condition(o, "Ready")["status"] == "True"
+            ),
+            timeout=READY_TIMEOUT,
+            describe=f"Ready on the {precision} plan",
+            show=[("mdep", NAME, ns)],
+        )
+        md = cluster.get("mdep", NAME, ns)
+        assert md is not None
+        assert md["status"]["plan"]["nodesPerReplica"] == pods
+        assert condition(md, "Planned")["reason"] == "Planned", (
+            "a new precision is a new plan, not a kept one"
+        )
+        # The new child runs; the old one and everything it made are gone.
+        cluster.wait_for(
+            lambda kind=kind, pods=pods: _child_pods(cluster, ns, kind, pods),
+            timeout=60,
+            describe=f"{pods} pod(s) of the {kind} and none of the old child",
+            namespace=ns,
+        )
+        for resource in gone:
+            cluster.wait_for(
+                lambda resource=resource: cluster.kubectl("get", resource, "-n", ns, "-o", "name") == "",
+                timeout=30,
+                describe=f"no {resource} left",
+                namespace=ns,
+            )
+        if kind == "LeaderWorkerSet":
+            assert lws_of(cluster, ns) == [f"leaderworkerset.leaderworkerset.x-k8s.io/{NAME}"]
+        else:
+            assert deployments_of(cluster, ns) == [f"deployment.apps/{NAME}"]
+        old = "Deployment" if kind == "LeaderWorkerSet" else "LeaderWorkerSet"
+        assert any(
+            e["reason"] == "Deleted" and f"{old} {NAME}" in e["message"] for e in cluster.events(ns)
+        ), f"an event says the {old} was deleted"
+        # The Service stays (same object) and follows: leaders only across nodes, every pod on one.
+        service = cluster.get("service", NAME, ns)
+        assert service is not None
+        assert service["metadata"]["uid"] == service_uid
+        assert (WORKER_INDEX in service["spec"]["selector"]) == (kind == "LeaderWorkerSet")
