@@ -312,3 +312,53 @@ def test_pods_follow_the_restricted_profile(
     cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     cluster.apply(mdep("secure", {"model": {"name": "meta-llama/Llama-3.2-1B-Instruct"}}), namespace)
     wait_ready(cluster, "secure", namespace)  # the API server admitted its pods under `restricted`
+
+
+def test_a_plan_stays_while_it_fits_and_moves_when_its_nodes_go(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    """The only L40S node is cordoned: the plan no longer fits and is replaced (pods move to H100).
+    Uncordoned, the cheaper L40S is back, but the running plan stays and the status says so."""
+    l40s = "us-east-1c-l40sx4-0"
+    spec = {
+        "model": {"name": "meta-llama/Llama-3.1-8B-Instruct"},
+        "resources": {"accelerators": ["nvidia-l40s", "nvidia-h100-80gb"]},
+    }
+    cluster.apply(mdep("moves", spec), namespace)
+    md = wait_ready(cluster, "moves", namespace)
+    assert md["status"]["plan"]["accelerator"] == "nvidia-l40s"
+    selector = "modelplane.dev/deployment=moves"
+    try:
+        cluster.kubectl("cordon", l40s)
+        cluster.wait_for(
+            lambda: (
+                (o := cluster.get("mdep", "moves", namespace))
+                and o["status"]["plan"]["accelerator"] == "nvidia-h100-80gb"
+            ),
+            timeout=30,
+            describe="re-planned onto H100",
+            namespace=namespace,
+        )
+
+        def moved() -> bool:
+            pods = running_pods(cluster, namespace, selector, 1)
+            return bool(pods) and all(
+                p["spec"]["nodeName"] != l40s and "h100" in p["spec"]["nodeName"] for p in pods or []
+            )
+
+        cluster.wait_for(moved, timeout=60, describe="the pod moved to an H100 node", namespace=namespace)
+        wait_ready(cluster, "moves", namespace)
+    finally:
+        cluster.kubectl("uncordon", l40s)
+    md = cluster.wait_for(
+        lambda: (
+            (o := cluster.get("mdep", "moves", namespace))
+            and condition(o, "Planned").get("reason") == "CheaperPlanAvailable"
+            and o
+        ),
+        timeout=30,
+        describe="Planned says a cheaper plan exists",
+        namespace=namespace,
+    )
+    assert md["status"]["plan"]["accelerator"] == "nvidia-h100-80gb", "a running plan is not moved"
+    assert "nvidia-l40s" in condition(md, "Planned")["message"]
