@@ -21,7 +21,13 @@ from .manifests import ChildInputs, build_children
 from .manifests.labels import DEPLOYMENT_LABEL, SPEC_HASH_ANNOTATION
 from .placement import Fleet, fleet_from_nodes
 from .placement.affinity import accelerator_node_terms, admits, build_node_affinity, tolerates
-from .placement.residency import ResidencyDecision, resolve_residency
+from .placement.residency import (
+    PODS_OUTSIDE_POLICY,
+    REGION_LABEL,
+    ResidencyDecision,
+    policy_admits,
+    resolve_residency,
+)
 from .sizing import PlanResult, plan_deployment
 
 MULTI_NODE_API = ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
@@ -330,6 +336,13 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
     )
 
 
+def desired_replica_count(spec: api.ModelDeploymentSpec) -> int:
+    """spec.replicas (what /scale sets), kept inside minReplicas..maxReplicas when autoscaling is on."""
+    if not spec.autoscaling.enabled:
+        return spec.replicas
+    return max(spec.autoscaling.min_replicas, min(spec.autoscaling.max_replicas, spec.replicas))
+
+
 def _workload_counts(children: Sequence[Mapping[str, Any]]) -> tuple[int, int, bool]:
     """(replicas, ready replicas, rollout done) of the Deployment or LeaderWorkerSet (groups for LWS)."""
     for child in children:
@@ -353,6 +366,30 @@ def _unschedulable(pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
         for cond in (pod.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
                 out.append((pod["metadata"]["name"], str(cond.get("message") or cond.get("reason") or "")))
+    return sorted(out)
+
+
+def pods_outside_policy(
+    pods: Sequence[Mapping[str, Any]], nodes: Sequence[Mapping[str, Any]], policy: api.ResidencyPolicy
+) -> list[tuple[str, str, str]]:
+    """(pod, node, region) for live pods bound to a node the policy does not admit, sorted.
+
+    Pods made under an earlier placement (the policy changed, the namespace was bound later, a
+    node's labels changed) keep running until the rollout replaces them, and a rollout stalls when
+    the policy's nodes are full. Pods on nodes the index no longer has are not judged."""
+    labels_of = {
+        str((n.get("metadata") or {}).get("name")): (n.get("metadata") or {}).get("labels") or {}
+        for n in nodes
+    }
+    out = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or meta.get("deletionTimestamp") or node not in labels_of:
+            continue
+        labels = labels_of[node]
+        if not policy_admits(policy, labels, node):
+            out.append((str(meta.get("name")), str(node), str(labels.get(REGION_LABEL, "no region"))))
     return sorted(out)
 
 
@@ -425,7 +462,21 @@ def decide(snap: Snapshot) -> Decision:
         snap.config.default_residency_policy,
         last_applied=previous_status.get("residencyPolicy") if live else None,
     )
-    sb.set(api.RESIDENCY_SATISFIED, residency.status, residency.reason, residency.message)
+    outside = pods_outside_policy(snap.pods, snap.nodes, residency.policy) if residency.policy else []
+    if outside:
+        # The policy governs, but pods made before it did still run elsewhere: say so (set once,
+        # so that the condition's transition time stays put between reconciles).
+        pod, node, region = outside[0]
+        sb.set(
+            api.RESIDENCY_SATISFIED,
+            FALSE,
+            PODS_OUTSIDE_POLICY,
+            f"{len(outside)} pod(s) still run on nodes residency policy {residency.policy_name} does not "
+            f"allow (pod {pod} on node {node} in {region}); the rollout replaces them as capacity inside "
+            "the policy frees up",
+        )
+    else:
+        sb.set(api.RESIDENCY_SATISFIED, residency.status, residency.reason, residency.message)
     if residency.refused:
         sb.set(api.READY, FALSE, residency.reason, residency.message)
         sb.set(api.PLANNED, FALSE, residency.reason, "not planned: " + residency.message)
@@ -481,7 +532,20 @@ def decide(snap: Snapshot) -> Decision:
     sb.fields["regionsSummary"] = ",".join(plan.regions) or None
     sb.fields["selector"] = f"{DEPLOYMENT_LABEL}={name}"
     sb.fields["endpoint"] = f"http://{name}.{namespace}.svc:{spec.serving.port}/v1"
-    sb.fields["desiredReplicas"] = spec.replicas
+    desired_replicas = desired_replica_count(spec)
+    sb.fields["desiredReplicas"] = desired_replicas
+    if spec.autoscaling.enabled:
+        a = spec.autoscaling
+        sb.set(
+            api.AUTOSCALING,
+            FALSE,
+            "AutoscalerNotActive",
+            f"latency autoscaling ({a.metric.value} p{a.percentile} <= {a.target_milliseconds} ms) is not "
+            f"active in this operator version; replicas follow spec.replicas ({spec.replicas}) within "
+            f"minReplicas..maxReplicas ({a.min_replicas}..{a.max_replicas}): {desired_replicas}",
+        )
+    else:
+        sb.conditions = [c for c in sb.conditions if c.type != api.AUTOSCALING]
 
     # 4. Multi-node needs the LeaderWorkerSet API.
     if plan.nodes_per_replica > 1 and not snap.multi_node_available:
@@ -506,7 +570,7 @@ def decide(snap: Snapshot) -> Decision:
         node_affinity=affinity,
         tolerations=_pod_tolerations(spec, snap.config),
         gpu_resource=accelerator.resource if accelerator is not None else "nvidia.com/gpu",
-        replicas=spec.replicas,
+        replicas=desired_replicas,
     )
     try:
         desired = build_children(inputs)
@@ -528,10 +592,10 @@ def decide(snap: Snapshot) -> Decision:
     replicas, ready, rolled_out = _workload_counts([c for c in owned if _child_key(c) in desired_keys])
     sb.fields["replicas"] = replicas
     sb.fields["readyReplicas"] = ready
-    sb.fields["readySummary"] = f"{ready}/{spec.replicas}"
+    sb.fields["readySummary"] = f"{ready}/{desired_replicas}"
 
     stuck = _unschedulable(snap.pods)
-    if spec.replicas == 0:
+    if desired_replicas == 0:
         sb.set(api.SCHEDULED, TRUE, "ScaledToZero", "no replicas requested")
     elif stuck:
         pod, why = stuck[0]
@@ -543,16 +607,18 @@ def decide(snap: Snapshot) -> Decision:
     else:
         sb.set(api.SCHEDULED, UNKNOWN, "PodsPending", "no pods yet")
 
-    if spec.replicas == 0:
+    if desired_replicas == 0:
         sb.set(api.READY, FALSE, "ScaledToZero", "scaled to zero replicas; nothing serves")
         phase = "ScaledToZero"
-    elif ready >= spec.replicas and rolled_out and not to_apply:
-        sb.set(api.READY, TRUE, "ReplicasReady", f"{ready}/{spec.replicas} replicas ready")
+    elif ready >= desired_replicas and rolled_out and not to_apply:
+        sb.set(api.READY, TRUE, "ReplicasReady", f"{ready}/{desired_replicas} replicas ready")
         phase = "Ready"
     elif stuck:
-        sb.set(api.READY, FALSE, "Unschedulable", f"{ready}/{spec.replicas} replicas ready; pods are Pending")
+        sb.set(
+            api.READY, FALSE, "Unschedulable", f"{ready}/{desired_replicas} replicas ready; pods are Pending"
+        )
         phase = "Pending"
     else:
-        sb.set(api.READY, FALSE, "ReplicasStarting", f"{ready}/{spec.replicas} replicas ready")
+        sb.set(api.READY, FALSE, "ReplicasStarting", f"{ready}/{desired_replicas} replicas ready")
         phase = "Progressing"
     return finish(phase, apply=to_apply, delete=to_delete, extra_events=extra)

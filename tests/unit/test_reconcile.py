@@ -329,7 +329,9 @@ def test_every_example_plans_and_builds_on_the_example_fleet(path: Path) -> None
         labels = namespaces.get(body["metadata"]["namespace"], {})
         d = decide(snapshot(body, policies=policies, namespace_labels=labels))
         problems = [c for c in d.status["conditions"] if c["status"] == "False"]
-        assert not [c for c in problems if c["reason"] not in ("ReplicasStarting",)], problems
+        assert not [c for c in problems if c["reason"] not in ("ReplicasStarting", "AutoscalerNotActive")], (
+            problems
+        )
         assert d.apply, f"{path.name}: no children"
 
 
@@ -403,3 +405,46 @@ def test_a_running_plan_the_spec_no_longer_allows_is_replaced() -> None:
         d = decide(snapshot(moved, children=children))
         assert (d.status["plan"]["accelerator"], d.status["plan"]["gpusPerReplica"]) == expected
         assert cond(d, "Planned")["reason"] == "Planned"
+
+
+def test_pods_left_outside_a_policy_that_now_governs_are_reported_without_a_write_loop() -> None:
+    # Deployed unbound, then the namespace is bound to "eu": the rollout replaces pods one at a
+    # time, and stalls when the EU is full, so a pod made before may keep running in the US.
+    labels = {"modelplane.dev/residency": "eu"}
+    body = mdep(SLM)
+    body, children = settle(body, decide(snapshot(body, policies=[EU_POLICY], namespace_labels=labels)))
+
+    def pod(name: str, node: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "labels": {}}, "spec": {"nodeName": node}, "status": {}}
+
+    pods = [pod("bot-eu", "eu-west-1a-l4-0"), pod("bot-us", "us-east-1a-l4-0")]
+    kw: dict[str, Any] = {"policies": [EU_POLICY], "namespace_labels": labels, "children": children}
+    d = decide(snapshot(body, pods=pods, **kw))
+    rs = cond(d, "ResidencySatisfied")
+    assert (rs["status"], rs["reason"]) == ("False", "PodsOutsidePolicy")
+    assert "bot-us" in rs["message"]
+    assert "us-east-1" in rs["message"]
+    assert "bot-eu" not in rs["message"]
+    assert any(e.type == "Warning" and e.reason == "PodsOutsidePolicy" for e in d.events)
+    body["status"] = merge_patch(body["status"], d.status)
+    assert not decide(snapshot(body, pods=pods, **kw)).status_changed, "said once, not rewritten"
+    # A pod on its way out no longer counts; once none is outside, the policy is satisfied again.
+    leaving = [pods[0], {**pods[1], "metadata": {**pods[1]["metadata"], "deletionTimestamp": "now"}}]
+    rs = cond(decide(snapshot(body, pods=leaving, **kw)), "ResidencySatisfied")
+    assert (rs["status"], rs["reason"]) == ("True", "NamespaceBound")
+    # Without a policy nothing is outside it.
+    rs = cond(decide(snapshot(mdep(SLM), pods=pods)), "ResidencySatisfied")
+    assert (rs["status"], rs["reason"]) == ("True", "NoPolicy")
+
+
+def test_autoscaling_is_reported_as_not_active_and_bounds_the_replicas() -> None:
+    spec = {**SLM, "replicas": 9, "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3}}
+    d = decide(snapshot(mdep(spec)))
+    auto = cond(d, "Autoscaling")
+    assert auto["status"] == "False"
+    assert auto["reason"] == "AutoscalerNotActive"
+    assert d.status["desiredReplicas"] == 3
+    deployment = next(c for c in d.apply if c["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    off = decide(snapshot(mdep(SLM)))
+    assert not [c for c in off.status["conditions"] if c["type"] == "Autoscaling"]
