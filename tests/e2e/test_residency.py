@@ -276,11 +276,17 @@ def test_with_eu_gpus_exhausted_the_extra_replicas_stay_pending_in_the_eu(
     for pod in pending:
         assert pod["status"]["phase"] == "Pending"
         assert_required_region_affinity(pod, EU)
+    # The status catches up with the scheduler: phase Pending, and as many stuck pods as there are.
     md = cluster.wait_for(
-        lambda: (o := cluster.get("mdep", "flood", ns)) and o["status"].get("phase") == "Pending" and o,
+        lambda: (
+            (o := cluster.get("mdep", "flood", ns))
+            and o["status"].get("phase") == "Pending"
+            and condition(o, "Scheduled")["message"].startswith(f"{len(pending)} pod(s) cannot be placed")
+            and o
+        ),
         timeout=30,
-        describe="phase Pending",
-        namespace=ns,
+        describe=f"phase Pending, {len(pending)} pods unschedulable",
+        show=[("mdep", "flood", ns)],
     )
     assert condition(md, "Ready")["status"] == "False"
     assert condition(md, "ResidencySatisfied")["status"] == "True"
@@ -331,6 +337,7 @@ def test_a_policy_change_to_us_only_moves_the_workload(
         assert_required_region_affinity(pod, US)
     md = cluster.wait_condition("mdep", "mover", ns, "Ready", "True", timeout=30)
     assert md["status"]["regionsSummary"] == "us-east-1"
+    wait_reason(cluster, "mover", ns, "ResidencySatisfied", "True", "NamespaceBound", timeout=30)
     print(
         f"\npolicy change → re-planned in {replanned_after:.1f}s, all pods on US nodes in {moved_after:.1f}s"
     )
@@ -494,3 +501,46 @@ def test_a_model_that_fits_only_outside_the_policy_is_not_planned(
     )
     wait_quiet(operator, namespace)
     assert owned_children(cluster, namespace, "h100-only") == []
+
+
+def test_pods_left_outside_a_newly_bound_namespace_are_reported_until_replaced(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, policy: PolicyFactory
+) -> None:
+    eu = policy(f"eu-{namespace}", EU, {BINDING_LABEL: "eu"})
+    # More L4 replicas than the EU has L4s, in a namespace no policy binds yet: some run outside.
+    replicas = gpus(EU, "NVIDIA-L4") + 2
+    cluster.apply(mdep("late", small(replicas=replicas, accelerators=["nvidia-l4"])), namespace)
+
+    def some_outside() -> dict[str, str] | None:
+        where = regions_of(cluster, pods_of(cluster, namespace, selector("late")))
+        return where if any(r and r not in EU for r in where.values()) else None
+
+    cluster.wait_for(some_outside, timeout=60, describe="a pod outside the EU", namespace=namespace)
+    # Now the platform team binds the namespace. The rollout cannot fit every replica in the EU,
+    # so pods made before keep running outside it: the status must not claim residency holds.
+    cluster.kubectl("label", "namespace", namespace, f"{BINDING_LABEL}=eu")
+    md = wait_reason(cluster, "late", namespace, "ResidencySatisfied", "False", "PodsOutsidePolicy")
+    message = condition(md, "ResidencySatisfied")["message"]
+    assert eu in message
+    outside = {
+        n: r
+        for n, r in regions_of(cluster, pods_of(cluster, namespace, selector("late"))).items()
+        if r and r not in EU
+    }
+    assert outside, "the status reports what the nodes show"
+    assert any(name in message for name in outside)
+    cluster.wait_for(
+        lambda: warning_events(cluster, namespace, "PodsOutsidePolicy"),
+        timeout=30,
+        describe="a warning event",
+    )
+    # With fewer replicas the rollout completes inside the EU, and the condition says so.
+    cluster.kubectl("scale", "mdep", "late", "-n", namespace, "--replicas=3")
+    cluster.wait_for(
+        lambda: all_running_in(cluster, namespace, "late", 3, EU),
+        timeout=60,
+        describe="3 pods, all in the EU",
+        namespace=namespace,
+    )
+    md = wait_reason(cluster, "late", namespace, "ResidencySatisfied", "True", "NamespaceBound")
+    assert md["status"]["residencyPolicy"] == eu

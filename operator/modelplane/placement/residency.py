@@ -50,6 +50,7 @@ __all__ = [
     "NAMESPACE_BOUND",
     "NODE_NAME_FIELD",
     "NO_POLICY",
+    "PODS_OUTSIDE_POLICY",
     "POLICY_CONFLICT",
     "POLICY_MISSING",
     "POLICY_REQUESTED",
@@ -81,6 +82,8 @@ NO_POLICY = "NoPolicy"
 POLICY_CONFLICT = "PolicyConflict"
 AMBIGUOUS_POLICY = "AmbiguousPolicy"
 POLICY_MISSING = "PolicyMissing"
+# The policy governs, but pods placed before it did still run on nodes it does not allow.
+PODS_OUTSIDE_POLICY = "PodsOutsidePolicy"
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
