@@ -130,13 +130,20 @@ class Operator:
         return out
 
     def reconciles(self) -> int:
+        return int(self._sum("modelplane_reconciles_total"))
+
+    def reconcile_seconds(self) -> float:
+        """Total time spent in reconciles so far (API calls included)."""
+        return self._sum("modelplane_reconcile_duration_seconds_sum")
+
+    def _sum(self, name: str) -> float:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
             text = resp.read().decode()
         return sum(
-            int(s.value)
+            s.value
             for family in text_string_to_metric_families(text)
             for s in family.samples
-            if s.name == "modelplane_reconciles_total"
+            if s.name == name
         )
 
     def stop(self) -> None:
@@ -339,7 +346,7 @@ def run(count: int = 20, idle_seconds: float = 30.0, touch_rounds: int = 2) -> N
         idle = (_delta(op.requests(), before), op.reconciles() - reconciles_before)
 
         # 3. a burst of no-op touches: labels and annotations on every ModelDeployment
-        before, reconciles_before = op.requests(), op.reconciles()
+        before, reconciles_before, seconds_before = op.requests(), op.reconciles(), op.reconcile_seconds()
         t0 = time.monotonic()
         for round_ in range(touch_rounds):
             cluster.kubectl("label", "mdep", "--all", "-n", namespace, f"bench-touch={round_}", "--overwrite")
@@ -349,6 +356,7 @@ def run(count: int = 20, idle_seconds: float = 30.0, touch_rounds: int = 2) -> N
         touched = time.monotonic() - t0
         _wait_quiet(op)
         touches = (_delta(op.requests(), before), op.reconciles() - reconciles_before)
+        touch_seconds = op.reconcile_seconds() - seconds_before
 
         print(f"\nthe operator's requests (modelplane_kube_requests_total deltas; {count} ModelDeployments):")
         print(
@@ -360,6 +368,11 @@ def run(count: int = 20, idle_seconds: float = 30.0, touch_rounds: int = 2) -> N
                 ]
             )
         )
+        if touches[1]:
+            print(
+                f"a no-op reconcile took {1000 * touch_seconds / touches[1]:.1f} ms on average "
+                "(modelplane_reconcile_duration_seconds over the touch window)"
+            )
         print(f"operator log: {op.log_path}")
     finally:
         if op is not None:
