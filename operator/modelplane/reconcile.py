@@ -8,6 +8,7 @@ the handlers pass `now` in and carry the decision out through `modelplane.kube`.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from . import api
 from .api import FALSE, TRUE, UNKNOWN
 from .catalog import get_accelerator
 from .config import OperatorConfig
-from .manifests import ChildInputs, build_children
+from .manifests import ChildInputs, build_children, with_spec_hash
 from .manifests.labels import DEPLOYMENT_LABEL, SPEC_HASH_ANNOTATION
 from .placement import Fleet, fleet_from_nodes
 from .placement.affinity import accelerator_node_terms, admits, build_node_affinity, tolerates
@@ -336,6 +337,18 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
     )
 
 
+def recreate_rollout(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """The Deployment with a Recreate rollout: every old pod goes before a new one starts.
+
+    Used while pods run outside the residency policy that now governs: a rolling update would
+    keep old pods (outside the policy) serving until capacity inside it frees up, possibly forever.
+    """
+    out = copy.deepcopy(dict(deployment))
+    out["spec"]["strategy"] = {"type": "Recreate"}
+    out["metadata"].get("annotations", {}).pop(SPEC_HASH_ANNOTATION, None)
+    return with_spec_hash(out)
+
+
 def desired_replica_count(spec: api.ModelDeploymentSpec) -> int:
     """spec.replicas (what /scale sets), kept inside minReplicas..maxReplicas when autoscaling is on."""
     if not spec.autoscaling.enabled:
@@ -394,6 +407,28 @@ def pods_outside_policy(
 
 
 GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
+
+
+def groups_to_admit(wanted: int, live_groups: int, pods: Sequence[Mapping[str, Any]], size: int) -> int:
+    """How many groups the LeaderWorkerSet should have now. The scheduler places pods one by one, not
+    a group at a time: two new groups can each take one node of the last free pair and then both wait
+    forever, serving nothing. So a new group is admitted only once every group before it has all its
+    `size` pods on nodes. Never fewer than the LeaderWorkerSet already has (a rolling update or a lost
+    node must not shrink it), never more than `wanted`."""
+    placed: dict[str, int] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        index = (meta.get("labels") or {}).get(GROUP_INDEX_LABEL)
+        if (
+            index is not None
+            and not meta.get("deletionTimestamp")
+            and (pod.get("spec") or {}).get("nodeName")
+        ):
+            placed[index] = placed.get(index, 0) + 1
+    complete = 0
+    while placed.get(str(complete), 0) >= size:
+        complete += 1
+    return min(wanted, max(live_groups, complete + 1))
 
 
 def _group_name(pod: Mapping[str, Any], deployment_name: str) -> str | None:
@@ -472,8 +507,8 @@ def decide(snap: Snapshot) -> Decision:
             FALSE,
             PODS_OUTSIDE_POLICY,
             f"{len(outside)} pod(s) still run on nodes residency policy {residency.policy_name} does not "
-            f"allow (pod {pod} on node {node} in {region}); the rollout replaces them as capacity inside "
-            "the policy frees up",
+            f"allow (pod {pod} on node {node} in {region}); the operator replaces them all at once "
+            "(Recreate): compliance before availability",
         )
     else:
         sb.set(api.RESIDENCY_SATISFIED, residency.status, residency.reason, residency.message)
@@ -563,6 +598,11 @@ def decide(snap: Snapshot) -> Decision:
     affinity = build_node_affinity(
         accelerator_node_terms(products) if products else [], residency.policy, spec.placement
     )
+    workload_replicas = desired_replicas
+    if plan.nodes_per_replica > 1:
+        live_set = live.get((*MULTI_NODE_API, name)) or {}
+        live_groups = int((live_set.get("spec") or {}).get("replicas") or 0)
+        workload_replicas = groups_to_admit(desired_replicas, live_groups, snap.pods, plan.nodes_per_replica)
     inputs = ChildInputs(
         deployment=md,
         plan=plan,
@@ -570,7 +610,7 @@ def decide(snap: Snapshot) -> Decision:
         node_affinity=affinity,
         tolerations=_pod_tolerations(spec, snap.config),
         gpu_resource=accelerator.resource if accelerator is not None else "nvidia.com/gpu",
-        replicas=desired_replicas,
+        replicas=workload_replicas,
     )
     try:
         desired = build_children(inputs)
@@ -578,6 +618,8 @@ def decide(snap: Snapshot) -> Decision:
         msg = f"invalid spec: {err}"
         sb.set(api.READY, FALSE, "InvalidSpec", msg)
         return finish("Failed")
+    if outside:
+        desired = [recreate_rollout(c) if c["kind"] == "Deployment" else c for c in desired]
     to_apply = [c for c in desired if needs_apply(c, live.get(_child_key(c)))]
     desired_keys = {_child_key(c) for c in desired}
     to_delete = [ChildRef(*k) for k in live if k not in desired_keys and (k[0], k[1]) in MANAGED_KINDS]

@@ -503,12 +503,13 @@ def test_a_model_that_fits_only_outside_the_policy_is_not_planned(
     assert owned_children(cluster, namespace, "h100-only") == []
 
 
-def test_pods_left_outside_a_newly_bound_namespace_are_reported_until_replaced(
+def test_pods_left_outside_a_newly_bound_namespace_are_replaced_at_once(
     cluster: Cluster, operator: OperatorProcess, namespace: str, policy: PolicyFactory
 ) -> None:
     eu = policy(f"eu-{namespace}", EU, {BINDING_LABEL: "eu"})
     # More L4 replicas than the EU has L4s, in a namespace no policy binds yet: some run outside.
-    replicas = gpus(EU, "NVIDIA-L4") + 2
+    eu_l4 = gpus(EU, "NVIDIA-L4")
+    replicas = eu_l4 + 2
     cluster.apply(mdep("late", small(replicas=replicas, accelerators=["nvidia-l4"])), namespace)
 
     def some_outside() -> dict[str, str] | None:
@@ -516,25 +517,44 @@ def test_pods_left_outside_a_newly_bound_namespace_are_reported_until_replaced(
         return where if any(r and r not in EU for r in where.values()) else None
 
     cluster.wait_for(some_outside, timeout=60, describe="a pod outside the EU", namespace=namespace)
-    # Now the platform team binds the namespace. The rollout cannot fit every replica in the EU,
-    # so pods made before keep running outside it: the status must not claim residency holds.
+    # Now the platform team binds the namespace. A rolling update could not fit every replica in
+    # the EU and would keep old pods serving outside it; the operator says so and recreates.
     cluster.kubectl("label", "namespace", namespace, f"{BINDING_LABEL}=eu")
-    md = wait_reason(cluster, "late", namespace, "ResidencySatisfied", "False", "PodsOutsidePolicy")
-    message = condition(md, "ResidencySatisfied")["message"]
-    assert eu in message
-    outside = {
-        n: r
-        for n, r in regions_of(cluster, pods_of(cluster, namespace, selector("late"))).items()
-        if r and r not in EU
-    }
-    assert outside, "the status reports what the nodes show"
-    assert any(name in message for name in outside)
     cluster.wait_for(
         lambda: warning_events(cluster, namespace, "PodsOutsidePolicy"),
         timeout=30,
-        describe="a warning event",
+        describe="a PodsOutsidePolicy warning event",
     )
-    # With fewer replicas the rollout completes inside the EU, and the condition says so.
+    message = next(e for e in warning_events(cluster, namespace, "PodsOutsidePolicy"))["message"]
+    assert eu in message
+
+    def compliant() -> bool:
+        live = [
+            p
+            for p in pods_of(cluster, namespace, selector("late"))
+            if not p["metadata"].get("deletionTimestamp")
+        ]
+        where = regions_of(cluster, live)
+        placed = [r for r in where.values() if r]
+        return len(live) == replicas and len(placed) == eu_l4 and all(r in EU for r in placed)
+
+    cluster.wait_for(
+        compliant, timeout=90, describe=f"{eu_l4} pods in the EU, the rest Pending", namespace=namespace
+    )
+    md = wait_reason(cluster, "late", namespace, "ResidencySatisfied", "True", "NamespaceBound")
+    assert md["status"]["residencyPolicy"] == eu
+    deployment = cluster.get("deployment", "late", namespace)
+    assert deployment is not None
+    cluster.wait_for(
+        lambda: (
+            (d := cluster.get("deployment", "late", namespace))
+            and d["spec"]["strategy"]["type"] == "RollingUpdate"
+        ),
+        timeout=30,
+        describe="the usual rolling update back in place",
+        namespace=namespace,
+    )
+    # With fewer replicas every one of them runs, all in the EU.
     cluster.kubectl("scale", "mdep", "late", "-n", namespace, "--replicas=3")
     cluster.wait_for(
         lambda: all_running_in(cluster, namespace, "late", 3, EU),

@@ -12,7 +12,7 @@ import yaml
 
 from modelplane.config import OperatorConfig
 from modelplane.manifests import SPEC_HASH_ANNOTATION
-from modelplane.reconcile import Decision, Snapshot, decide, merge_patch
+from modelplane.reconcile import Decision, Snapshot, decide, groups_to_admit, merge_patch
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
@@ -426,12 +426,17 @@ def test_pods_left_outside_a_policy_that_now_governs_are_reported_without_a_writ
     assert "us-east-1" in rs["message"]
     assert "bot-eu" not in rs["message"]
     assert any(e.type == "Warning" and e.reason == "PodsOutsidePolicy" for e in d.events)
+    # Compliance before availability: the Deployment switches to a Recreate rollout.
+    recreate = [c for c in d.apply if c["kind"] == "Deployment"]
+    assert [c["spec"]["strategy"] for c in recreate] == [{"type": "Recreate"}]
     body["status"] = merge_patch(body["status"], d.status)
     assert not decide(snapshot(body, pods=pods, **kw)).status_changed, "said once, not rewritten"
     # A pod on its way out no longer counts; once none is outside, the policy is satisfied again.
     leaving = [pods[0], {**pods[1], "metadata": {**pods[1]["metadata"], "deletionTimestamp": "now"}}]
-    rs = cond(decide(snapshot(body, pods=leaving, **kw)), "ResidencySatisfied")
+    back = decide(snapshot(body, pods=leaving, **kw))
+    rs = cond(back, "ResidencySatisfied")
     assert (rs["status"], rs["reason"]) == ("True", "NamespaceBound")
+    assert [c for c in back.apply if c["kind"] == "Deployment"] == [], "the usual rollout is back in place"
     # Without a policy nothing is outside it.
     rs = cond(decide(snapshot(mdep(SLM), pods=pods)), "ResidencySatisfied")
     assert (rs["status"], rs["reason"]) == ("True", "NoPolicy")
@@ -448,3 +453,64 @@ def test_autoscaling_is_reported_as_not_active_and_bounds_the_replicas() -> None
     assert deployment["spec"]["replicas"] == 3
     off = decide(snapshot(mdep(SLM)))
     assert not [c for c in off.status["conditions"] if c["type"] == "Autoscaling"]
+
+
+def group_pod(name: str, group: int, node: str | None, **meta: Any) -> dict[str, Any]:
+    pod: dict[str, Any] = {
+        "metadata": {"name": name, "labels": {"leaderworkerset.sigs.k8s.io/group-index": str(group)}, **meta},
+        "spec": {"nodeName": node},
+        "status": {"phase": "Running" if node else "Pending", "conditions": []},
+    }
+    if node is None:
+        pod["status"]["conditions"] = [
+            {"type": "PodScheduled", "status": "False", "message": "0/18 nodes are available"}
+        ]
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("wanted", "live", "placed", "expected"),
+    [
+        (3, 0, [], 1),  # a new set starts with one group
+        (3, 1, [(0, "a")], 1),  # group 0's worker is not placed yet: wait
+        (3, 1, [(0, "a"), (0, "b")], 2),  # group 0 complete: admit group 1
+        (3, 2, [(0, "a"), (0, "b"), (1, "c"), (1, None)], 2),  # group 1 waits: no group 2 yet
+        (3, 3, [(0, "a"), (0, None)], 3),  # never shrinks (a rolling update, a lost node)
+        (1, 3, [(0, "a"), (0, "b"), (1, "c"), (1, "d")], 1),  # scaling down is immediate
+        (0, 2, [], 0),
+    ],
+)
+def test_groups_are_admitted_one_at_a_time(
+    wanted: int, live: int, placed: list[tuple[int, str | None]], expected: int
+) -> None:
+    pods = [group_pod(f"p{i}", g, node) for i, (g, node) in enumerate(placed)]
+    assert groups_to_admit(wanted, live, pods, 2) == expected
+    gone = [
+        group_pod(f"d{i}", g, node, deletionTimestamp="2026-01-01T00:00:00Z")
+        for i, (g, node) in enumerate(placed)
+    ]
+    assert groups_to_admit(wanted, live, gone, 2) == min(wanted, max(live, 1))
+
+
+def test_a_multi_node_deployment_grows_by_placed_groups_and_names_the_waiting_one() -> None:
+    body = mdep({**LLAMA_405B, "replicas": 3}, name="llama")
+    first = decide(snapshot(body))
+    (lws,) = [c for c in first.apply if c["kind"] == "LeaderWorkerSet"]
+    assert lws["spec"]["replicas"] == 1
+    assert first.status["desiredReplicas"] == 3
+    body, children = settle(body, first, ready=1)
+    placed = [group_pod("llama-0", 0, "n0"), group_pod("llama-0-1", 0, "n1")]
+    second = decide(snapshot(body, children=children, pods=placed))
+    (lws,) = [c for c in second.apply if c["kind"] == "LeaderWorkerSet"]
+    assert lws["spec"]["replicas"] == 2
+    service = [c for c in children if c["kind"] == "Service"]
+    body, children = settle(body, second, ready=1)
+    children += service  # unchanged, so not in second.apply
+    waiting = [*placed, group_pod("llama-1", 1, None), group_pod("llama-1-1", 1, None)]
+    third = decide(snapshot(body, children=children, pods=waiting))
+    assert third.apply == [], "group 2 is not created while group 1 waits"
+    scheduled = cond(third, "Scheduled")
+    assert scheduled["status"] == "False"
+    assert "group llama-1 (pod llama-1)" in scheduled["message"]
+    assert third.status["readySummary"] == "1/3"
+    assert third.status["phase"] == "Pending"
