@@ -19,6 +19,7 @@ from data.invalid_manifests import (
     VALID_RESIDENCY_POLICY,
 )
 from e2e_helpers import FIELD_MANAGER, REPO, Cluster
+from mdep_helpers import mdep
 
 from modelplane.api import parse_model_deployment
 
@@ -51,15 +52,6 @@ def server_apply(
         args += ["-n", namespace]
     proc = cluster.kubectl_result(*args, stdin=json.dumps(obj))
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def mdep(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelplane.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 def patch_status(cluster: Cluster, name: str, namespace: str, status: dict[str, Any]) -> None:

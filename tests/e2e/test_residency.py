@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from e2e_helpers import REPO, Cluster, pods_of, running_pods
+from mdep_helpers import condition, mdep, wait_quiet, warning_events
 from operator_process import OperatorProcess
 
 REGION = "topology.kubernetes.io/region"
@@ -51,15 +52,6 @@ def gpus(regions: Sequence[str], product: str) -> int:
 
 
 # ----------------------------------------------------------------------------- objects
-
-
-def mdep(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "modelplane.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 def small(replicas: int = 1, residency: str | None = None, **resources: Any) -> dict[str, Any]:
@@ -113,13 +105,6 @@ def eu_namespace(namespace_factory: NamespaceFactory, policy: PolicyFactory) -> 
 
 
 # ----------------------------------------------------------------------------- reading state
-
-
-def condition(obj: Mapping[str, Any] | None, type_: str) -> dict[str, Any]:
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond["type"] == type_:
-            return dict(cond)
-    return {}
 
 
 def wait_reason(
@@ -178,24 +163,6 @@ def owned_children(cluster: Cluster, ns: str, name: str) -> list[str]:
     for kind in ("deployments", "services", "pods"):
         found += [f"{kind}/{o['metadata']['name']}" for o in cluster.items(kind, ns, selector(name))]
     return found
-
-
-def warning_events(cluster: Cluster, ns: str, reason: str) -> list[dict[str, Any]]:
-    return [e for e in cluster.events(ns) if e.get("type") == "Warning" and e.get("reason") == reason]
-
-
-def wait_quiet(op: OperatorProcess, namespace: str, seconds: float = 3.0, timeout: float = 60) -> float:
-    """Wait until the operator has written nothing in `namespace` for `seconds`; its write count there."""
-    deadline = time.monotonic() + timeout
-    last, since = op.namespace_writes(namespace), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = op.namespace_writes(namespace)
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= seconds:
-            return now
-    pytest.fail(f"the operator kept writing for {timeout}s:\n{op.log_tail()}", pytrace=False)
 
 
 def all_running_in(
