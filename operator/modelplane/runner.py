@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
+import time
 
 from .config import OperatorConfig, load_config_file
 
@@ -56,11 +58,39 @@ def run_command(args: argparse.Namespace) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=REGISTRY)
     namespaces = list(args.namespace)
-    kopf.run(
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=args.liveness,
-        standalone=True,
-        memo=kopf.Memo(runtime=runtime),
-    )
+    try:
+        kopf.run(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=args.liveness,
+            standalone=True,
+            memo=kopf.Memo(runtime=runtime),
+        )
+    except Exception as err:
+        # kopf stops the whole operator when a watch answers 404: a CRD it watched (the
+        # LeaderWorkerSet API, when the platform team uninstalls it) went away between kopf's CRD
+        # scan and the watch's reconnect. Start again as a fresh process (same PID, same arguments;
+        # kopf is not made to run twice in one): its scan then leaves that API out until it returns.
+        # The delay lets a CRD that is still terminating finish: a kopf started in that window can
+        # fail the same way and then hang instead of exiting (seen with kopf 1.45).
+        if not watched_api_vanished(err):
+            raise
+        logging.getLogger(__name__).warning("a watched API went away (%s); restarting the operator", err)
+        time.sleep(RESTART_DELAY_SECONDS)
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     return 0
+
+
+RESTART_DELAY_SECONDS = 5.0
+
+
+def watched_api_vanished(err: BaseException) -> bool:
+    """Is `err` (or what caused it) kopf's 404 from watching a resource that no longer exists?"""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__module__.startswith("kopf.") and getattr(current, "status", None) == 404:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
