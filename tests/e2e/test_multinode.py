@@ -445,3 +445,41 @@ def test_a_precision_change_moves_between_single_and_multi_node_without_orphans(
         assert service is not None
         assert service["metadata"]["uid"] == service_uid
         assert (WORKER_INDEX in service["spec"]["selector"]) == (kind == "LeaderWorkerSet")
+
+
+def test_three_groups_where_one_fits_run_one_and_name_the_next_instead_of_deadlocking(
+    lws: Cluster,
+    operator: OperatorProcess,
+    namespace_factory: Any,
+    eu_policy: tuple[str, dict[str, str]],
+    h100: dict[str, dict[str, Any]],
+) -> None:
+    """The EU has one pair of H100 nodes in one zone: room for one group. Without gang scheduling,
+    three groups created at once let two leaders take a node each and nothing serves; the operator
+    admits a group only once the groups before it are placed, so group 0 runs and group 1 waits."""
+    cluster = lws
+    _, binding = eu_policy
+    ns = namespace_factory(labels=binding)
+    obj = example("llm-405b-multinode.yaml")
+    obj["spec"]["replicas"] = 3
+    cluster.apply(obj, ns)
+    md = cluster.wait_for(
+        lambda: (
+            (o := cluster.get("mdep", NAME, ns))
+            and condition(o, "Scheduled").get("status") == "False"
+            and (o["status"].get("readyReplicas") == 1)
+            and o
+        ),
+        timeout=60,
+        describe="group 0 ready and Scheduled=False",
+        show=[("mdep", NAME, ns)],
+    )
+    scheduled = condition(md, "Scheduled")
+    assert f"group {NAME}-1 " in scheduled["message"], scheduled["message"]
+    assert md["status"]["readySummary"] == "1/3"
+    assert md["status"]["phase"] == "Pending"
+    by_group = groups(pods_of(cluster, ns, SELECTOR))
+    assert sorted(by_group) == ["0", "1"], "group 2 is not created while group 1 waits"
+    check_group(cluster, by_group["0"], h100, EU_REGIONS)
+    assert all(not p["spec"].get("nodeName") for p in by_group["1"])
+    assert cluster.get("leaderworkerset", NAME, ns)["spec"]["replicas"] == 2  # type: ignore[index]
