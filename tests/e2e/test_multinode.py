@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from e2e_helpers import Cluster, pods_of, running_pods
+from mdep_helpers import condition, example, wait_ready
 from operator_process import OperatorProcess
-from test_operator import condition, example, wait_ready
 
 READY_TIMEOUT = 90
 H100_PRODUCT = "NVIDIA-H100-80GB-HBM3"
