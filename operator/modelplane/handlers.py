@@ -12,6 +12,7 @@ import asyncio
 import copy
 import datetime as dt
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,12 @@ class Runtime:
     node_summaries: dict[str, Any] = field(default_factory=dict)
     policy_selectors: dict[str, LabelSelector] = field(default_factory=dict)
     failures: dict[Key, int] = field(default_factory=dict)
+    # Is kopf watching LeaderWorkerSets? kopf resolves the resources it watches when it starts; one
+    # whose CRD appears later (or is deleted and created again) may never be watched again (a race
+    # in its CRD scan), so the operator restarts itself when that API appears (see runner).
+    multi_node_watched: bool = False
+    stop_flag: threading.Event = field(default_factory=threading.Event)
+    restart_reason: str | None = None
 
     def __post_init__(self) -> None:
         self.coordinator = Coordinator()
@@ -475,5 +482,15 @@ async def on_namespace(name: str, memo: Any, **kwargs: Any) -> None:
 @kopf.on.event(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", field="metadata.name", value=LWS_CRD
 )
-async def on_multi_node_api(memo: Any, **kwargs: Any) -> None:
+async def on_multi_node_api(type: str, status: kopf.Status, memo: Any, **kwargs: Any) -> None:
+    rt = _runtime(memo)
+    established = type != "DELETED" and any(
+        c.get("type") == "Established" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+    if established and not rt.multi_node_watched:
+        rt.restart_reason = f"the LeaderWorkerSet API ({LWS_CRD}) appeared; restarting to watch it"
+        rt.stop_flag.set()
+        return
+    if not established:
+        rt.multi_node_watched = False  # gone (or going): when it comes back, kopf must watch it anew
     _trigger(_all_keys(Indexes.from_kwargs(kwargs)), memo, kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -55,6 +56,9 @@ def run_command(args: argparse.Namespace) -> int:
     config = load_config_file(args.config) if args.config else OperatorConfig()
     api_client = load_api_client(args.kubeconfig or os.environ.get("KUBECONFIG"))
     runtime = Runtime(config=config, kube=Kube(api_client))
+    runtime.multi_node_watched = asyncio.run(
+        runtime.kube.api_available(LWS_GROUP_VERSION, "leaderworkersets")
+    )
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address, registry=REGISTRY)
     namespaces = list(args.namespace)
@@ -65,6 +69,7 @@ def run_command(args: argparse.Namespace) -> int:
             liveness_endpoint=args.liveness,
             standalone=True,
             memo=kopf.Memo(runtime=runtime),
+            stop_flag=runtime.stop_flag,
         )
     except Exception as err:
         # kopf stops the whole operator when a watch answers 404: a CRD it watched (the
@@ -78,7 +83,14 @@ def run_command(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).warning("a watched API went away (%s); restarting the operator", err)
         time.sleep(RESTART_DELAY_SECONDS)
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    if runtime.restart_reason:
+        logging.getLogger(__name__).warning("%s", runtime.restart_reason)
+        time.sleep(1.0)
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     return 0
+
+
+LWS_GROUP_VERSION = "leaderworkerset.x-k8s.io/v1"
 
 
 RESTART_DELAY_SECONDS = 5.0

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2e_helpers import Cluster
+from e2e_helpers import REPO, Cluster, find_bin, require_loopback_kubeconfig
+
+# The session's operator runs as the ServiceAccount of a real Helm release of our chart, so every
+# e2e test also proves the chart's RBAC is enough (a missing verb shows up as a 403 and a failure).
+RELEASE = NAMESPACE = "modelplane-e2e"
 
 WRITE_VERBS = ("apply", "create", "patch", "update", "delete", "patch-status")
 
@@ -128,12 +132,56 @@ def stop_operator(op: OperatorProcess) -> None:
             op.proc.wait(timeout=10)
 
 
+def install_chart(cluster: Cluster) -> Path:
+    """helm upgrade --install the chart (CRDs are the session's); a kubeconfig for its ServiceAccount."""
+    helm = [find_bin("helm"), f"--kubeconfig={cluster.kubeconfig}"]
+    args = [
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(REPO / "charts" / "modelplane"),
+        "--namespace",
+        NAMESPACE,
+        "--create-namespace",
+        "--set",
+        "crds.enabled=false",
+    ]
+    proc = subprocess.run(
+        [*helm, *args], capture_output=True, text=True, timeout=180, check=False, env=cluster.env
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)}:\n{proc.stderr}", pytrace=False)
+    sa = cluster.run_dir / "e2e-operator.kubeconfig"
+    token = subprocess.run(
+        [str(REPO / "hack" / "sa-kubeconfig"), NAMESPACE, RELEASE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=cluster.env,
+    )
+    if token.returncode != 0:
+        pytest.fail(f"hack/sa-kubeconfig {NAMESPACE} {RELEASE}: {token.stderr}", pytrace=False)
+    sa.write_text(token.stdout)
+    sa.chmod(0o600)
+    require_loopback_kubeconfig(sa)
+    return sa
+
+
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster) -> Iterator[OperatorProcess]:
-    """`modelplane run` against the session's cluster, as the admin (RBAC is tested with the chart)."""
-    op = start_operator(cluster, cluster.kubeconfig, cluster.run_dir / "logs" / "e2e-operator.log")
+    """`modelplane run` against the session's cluster, as the chart's ServiceAccount."""
+    kubeconfig = install_chart(cluster)
+    log_path = cluster.run_dir / "logs" / "e2e-operator.log"
+    start = log_path.stat().st_size if log_path.exists() else 0
+    op = start_operator(cluster, kubeconfig, log_path)
     try:
         yield op
     finally:
         stop_operator(op)
         (cluster.run_dir / "pids" / "e2e-operator.pid").unlink(missing_ok=True)
+        with log_path.open(errors="replace") as log:
+            log.seek(start)
+            denied = [line for line in log if "system:serviceaccount:" in line and " cannot " in line]
+        if denied:
+            pytest.fail("the chart's RBAC refused the operator:\n" + "".join(denied[:10]), pytrace=False)
