@@ -21,7 +21,7 @@ from .config import OperatorConfig
 from .manifests import ChildInputs, build_children, with_spec_hash
 from .manifests.labels import DEPLOYMENT_LABEL, SPEC_HASH_ANNOTATION
 from .placement import Fleet, fleet_from_nodes
-from .placement.affinity import accelerator_node_terms, admits, build_node_affinity, tolerates
+from .placement.affinity import accelerator_node_terms, admitter, build_node_affinity, tolerates
 from .placement.residency import (
     PODS_OUTSIDE_POLICY,
     REGION_LABEL,
@@ -182,8 +182,10 @@ def split_fleet(
     config: OperatorConfig,
 ) -> tuple[Fleet, Fleet]:
     """(nodes this deployment may use, nodes that only the residency policy rules out)."""
-    placement_only = build_node_affinity([], None, spec.placement)
-    with_policy = build_node_affinity([], policy, spec.placement) if policy is not None else placement_only
+    placement_only = admitter(build_node_affinity([], None, spec.placement))
+    with_policy = (
+        admitter(build_node_affinity([], policy, spec.placement)) if policy is not None else placement_only
+    )
     tolerations = [api.Toleration.model_validate(t) for t in _pod_tolerations(spec, config)]
     allowed: list[Mapping[str, Any]] = []
     excluded: list[Mapping[str, Any]] = []
@@ -193,9 +195,9 @@ def split_fleet(
         name = meta.get("name")
         if not tolerates((node.get("spec") or {}).get("taints") or [], tolerations):
             continue
-        if not admits(labels, placement_only, name):
+        if not placement_only(labels, name):
             continue
-        (allowed if admits(labels, with_policy, name) else excluded).append(node)
+        (allowed if with_policy(labels, name) else excluded).append(node)
     return fleet_from_nodes(allowed), fleet_from_nodes(excluded)
 
 

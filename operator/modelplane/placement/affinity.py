@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from modelplane.api import (
@@ -329,6 +329,20 @@ def _terms_from_wire(wire: object) -> list[_Term]:
     return terms
 
 
+def admitter(affinity: Mapping[str, object]) -> Callable[[Mapping[str, str], str | None], bool]:
+    """`admits` with the affinity parsed once: for checking many nodes against one affinity."""
+    required = affinity.get(REQUIRED)
+    terms = None if required is None else _terms_from_wire(required)
+
+    def check(node_labels: Mapping[str, str], node_name: str | None = None) -> bool:
+        if terms is None:
+            return True
+        fields = node_fields(node_name)
+        return any(t.matches(node_labels, fields) for t in terms)
+
+    return check
+
+
 def admits(
     node_labels: Mapping[str, str], affinity: Mapping[str, object], node_name: str | None = None
 ) -> bool:
@@ -336,8 +350,4 @@ def admits(
 
     Only the required part decides; preferred terms rank. Taints are separate: see `tolerates`.
     """
-    required = affinity.get(REQUIRED)
-    if required is None:
-        return True
-    fields = node_fields(node_name)
-    return any(t.matches(node_labels, fields) for t in _terms_from_wire(required))
+    return admitter(affinity)(node_labels, node_name)
