@@ -551,8 +551,8 @@ def decide(snap: Snapshot) -> Decision:
             TRUE,
             "CheaperPlanAvailable",
             f"keeping {_shape(plan)} (${plan.cost_per_replica_hour}/h per replica) while it fits; "
-            f"{_shape(c)} would cost ${c.cost_per_replica_hour}/h. Delete the pods' plan by changing "
-            "the spec (e.g. resources.accelerators) to move.",
+            f"{_shape(c)} would cost ${c.cost_per_replica_hour}/h. To move, set "
+            f"spec.resources.accelerators to [{c.accelerator}].",
         )
     else:
         sb.set(
