@@ -15,6 +15,7 @@ from typing import Any
 
 from modelplane import api
 from modelplane.config import OperatorConfig
+from modelplane.placement import fleet_from_nodes
 from modelplane.placement.residency import resolve_residency
 from modelplane.reconcile import split_fleet
 from modelplane.sizing import PlanResult, plan_deployment
@@ -57,7 +58,7 @@ def _cases(fleet_name: str, nodes: list[dict[str, Any]], config: OperatorConfig)
             policies,
             config.default_residency_policy,
         )
-        allowed, excluded = split_fleet(nodes, md.spec, decision.policy, config)
+        allowed, excluded = split_fleet(fleet_from_nodes(nodes), md.spec, decision.policy, config)
         call = functools.partial(plan_deployment, md.spec, allowed, config, excluded=excluded)
         cases.append(Case(file, md.metadata.name, fleet_name, len(allowed) + len(excluded), call))
     return cases

@@ -20,6 +20,7 @@ from typing import Any
 
 from modelplane import api
 from modelplane.config import OperatorConfig
+from modelplane.placement import fleet_from_nodes
 from modelplane.placement.affinity import accelerator_node_terms, build_node_affinity
 from modelplane.reconcile import Decision, Snapshot, decide, merge_patch
 
@@ -100,8 +101,9 @@ def steady_snapshot(
     labels = namespace_labels.get(body["metadata"]["namespace"], {})
     children: list[dict[str, Any]] = []
     pods: list[dict[str, Any]] = []
+    fleet = fleet_from_nodes(nodes)  # the operator keeps it between reconciles, until a Node changes
     for _ in range(4):
-        snap = Snapshot(body, nodes, policies, labels, children, pods, True, config, NOW)
+        snap = Snapshot(body, nodes, policies, labels, children, pods, True, config, NOW, fleet=fleet)
         decision = decide(snap)
         if not decision.apply and not decision.delete and not decision.status_changed:
             return snap

@@ -25,6 +25,7 @@ from .api.errors import SpecError
 from .config import OperatorConfig
 from .kube import Kube, KubeError
 from .manifests.labels import DEPLOYMENT_LABEL
+from .placement import Fleet, fleet_from_nodes
 from .reconcile import Decision, Snapshot, decide
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ class Runtime:
     written_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
     applied: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     node_summaries: dict[str, Any] = field(default_factory=dict)
+    # The fleet inventory, rebuilt only when a Node changed in a way placement reads.
+    fleet_version: int = 0
+    fleet_cache: tuple[int, Fleet] | None = None
     policy_selectors: dict[str, LabelSelector] = field(default_factory=dict)
     failures: dict[Key, int] = field(default_factory=dict)
     # Is kopf watching LeaderWorkerSets? kopf resolves the resources it watches when it starts; one
@@ -303,9 +307,13 @@ def _snapshot(key: Key, ix: Indexes, rt: Runtime, now: dt.datetime) -> Snapshot 
         if mine and _rv(applied) > _rv(children.get(ck)):
             children[ck] = applied
     ns_labels = _one(ix.namespaces, namespace) or {}
+    nodes = [n for store in ix.nodes.values() for n in store]
+    if rt.fleet_cache is None or rt.fleet_cache[0] != rt.fleet_version:
+        rt.fleet_cache = (rt.fleet_version, fleet_from_nodes(nodes))
     return Snapshot(
         body=body,
-        nodes=[n for store in ix.nodes.values() for n in store],
+        nodes=nodes,
+        fleet=rt.fleet_cache[1],
         policies=[p for store in ix.policies.values() for p in store],
         namespace_labels=ns_labels,
         children=list(children.values()),
@@ -445,6 +453,7 @@ async def on_node(type: str, name: str, body: kopf.Body, memo: Any, **kwargs: An
         rt.node_summaries.pop(name, None)
     else:
         rt.node_summaries[name] = summary
+    rt.fleet_version += 1
     _trigger(_all_keys(Indexes.from_kwargs(kwargs)), memo, kwargs)
 
 

@@ -49,6 +49,8 @@ class Snapshot:
     multi_node_available: bool  # is the LeaderWorkerSet API served?
     config: OperatorConfig
     now: dt.datetime
+    # The inventory of `nodes`, when the caller keeps one between reconciles (built from them if not).
+    fleet: Fleet | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ def _pod_tolerations(spec: api.ModelDeploymentSpec, config: OperatorConfig) -> l
 
 
 def split_fleet(
-    nodes: Sequence[Mapping[str, Any]],
+    fleet: Fleet,
     spec: api.ModelDeploymentSpec,
     policy: api.ResidencyPolicy | None,
     config: OperatorConfig,
@@ -187,18 +189,10 @@ def split_fleet(
         admitter(build_node_affinity([], policy, spec.placement)) if policy is not None else placement_only
     )
     tolerations = [api.Toleration.model_validate(t) for t in _pod_tolerations(spec, config)]
-    allowed: list[Mapping[str, Any]] = []
-    excluded: list[Mapping[str, Any]] = []
-    for node in nodes:
-        meta = node.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        name = meta.get("name")
-        if not tolerates((node.get("spec") or {}).get("taints") or [], tolerations):
-            continue
-        if not placement_only(labels, name):
-            continue
-        (allowed if with_policy(labels, name) else excluded).append(node)
-    return fleet_from_nodes(allowed), fleet_from_nodes(excluded)
+    candidates = fleet.filter(lambda n: tolerates(n.taints, tolerations) and placement_only(n.labels, n.name))
+    allowed = candidates.filter(lambda n: with_policy(n.labels, n.name))
+    excluded = candidates.filter(lambda n: not with_policy(n.labels, n.name))
+    return allowed, excluded
 
 
 # ----------------------------------------------------------------------------- planning
@@ -385,17 +379,14 @@ def _unschedulable(pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
 
 
 def pods_outside_policy(
-    pods: Sequence[Mapping[str, Any]], nodes: Sequence[Mapping[str, Any]], policy: api.ResidencyPolicy
+    pods: Sequence[Mapping[str, Any]], fleet: Fleet, policy: api.ResidencyPolicy
 ) -> list[tuple[str, str, str]]:
     """(pod, node, region) for live pods bound to a node the policy does not admit, sorted.
 
     Pods made under an earlier placement (the policy changed, the namespace was bound later, a
     node's labels changed) keep running until the rollout replaces them, and a rollout stalls when
     the policy's nodes are full. Pods on nodes the index no longer has are not judged."""
-    labels_of = {
-        str((n.get("metadata") or {}).get("name")): (n.get("metadata") or {}).get("labels") or {}
-        for n in nodes
-    }
+    labels_of = {n.name: n.labels for n in fleet.nodes}
     out = []
     for pod in pods:
         meta = pod.get("metadata") or {}
@@ -499,7 +490,8 @@ def decide(snap: Snapshot) -> Decision:
         snap.config.default_residency_policy,
         last_applied=previous_status.get("residencyPolicy") if live else None,
     )
-    outside = pods_outside_policy(snap.pods, snap.nodes, residency.policy) if residency.policy else []
+    fleet = snap.fleet if snap.fleet is not None else fleet_from_nodes(snap.nodes)
+    outside = pods_outside_policy(snap.pods, fleet, residency.policy) if residency.policy else []
     if outside:
         # The policy governs, but pods made before it did still run elsewhere: say so (set once,
         # so that the condition's transition time stays put between reconciles).
@@ -526,7 +518,7 @@ def decide(snap: Snapshot) -> Decision:
         return finish("Degraded" if live else "Failed")
 
     # 3. Plan against the nodes residency and the user's placement allow.
-    allowed, excluded = split_fleet(snap.nodes, spec, residency.policy, snap.config)
+    allowed, excluded = split_fleet(fleet, spec, residency.policy, snap.config)
     try:
         outcome = choose_plan(spec, allowed, excluded, snap.config, _running_plan(previous_status))
     except api.SpecError as err:

@@ -514,3 +514,21 @@ def test_a_multi_node_deployment_grows_by_placed_groups_and_names_the_waiting_on
     assert "group llama-1 (pod llama-1)" in scheduled["message"]
     assert third.status["readySummary"] == "1/3"
     assert third.status["phase"] == "Pending"
+
+
+def test_a_fleet_kept_between_reconciles_decides_the_same() -> None:
+    from modelplane.placement import fleet_from_nodes
+
+    labels = {"modelplane.dev/residency": "eu"}
+    body = mdep(SLM)
+    plain = decide(snapshot(body, policies=[EU_POLICY], namespace_labels=labels))
+    kept = decide(
+        snapshot(body, policies=[EU_POLICY], namespace_labels=labels, fleet=fleet_from_nodes(NODES))
+    )
+    assert kept == plain
+    # A taint the pods do not tolerate keeps a node out, read from the kept inventory too.
+    tainted = [copy.deepcopy(n) for n in NODES]
+    for node in tainted:
+        node.setdefault("spec", {})["taints"] = [{"key": "maintenance", "value": "x", "effect": "NoSchedule"}]
+    none = decide(snapshot(body, nodes=tainted, fleet=fleet_from_nodes(tainted)))
+    assert cond(none, "Planned")["status"] == "False"

@@ -35,6 +35,7 @@ class NodeInfo:
     schedulable: bool
     product: str | None = None  # the raw product label, kept to report unknown products
     memory_mib: int | None = None  # GFD's nvidia.com/gpu.memory, for reference
+    taints: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)  # spec.taints, as served
 
     @property
     def usable(self) -> bool:
@@ -155,6 +156,7 @@ def node_info(node: Mapping[str, Any]) -> NodeInfo:
         schedulable=not bool(spec.get("unschedulable", False)),
         product=product,
         memory_mib=_int(labels.get(NVIDIA_MEMORY_LABEL)),
+        taints=tuple(spec.get("taints") or ()),
     )
 
 
