@@ -367,7 +367,7 @@ async def reconcile(key: Key, ix: Indexes, rt: Runtime) -> float | None:
             return 60.0
     rt.failures.pop(key, None)
     metrics.RECONCILES.labels(result="ok").inc()
-    return decision.retry_after_seconds
+    return None
 
 
 def _trigger(keys: Iterable[Key], memo: Any, kwargs: Mapping[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -30,12 +30,6 @@ RECONCILE_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-DEPLOYMENTS = Gauge(
-    "modelplane_model_deployments",
-    "ModelDeployments the operator knows, by phase.",
-    ["phase"],
-    registry=REGISTRY,
-)
 WRITE_VERBS = frozenset({"apply", "create", "patch", "update", "delete", "patch-status"})
 
 
@@ -43,13 +37,3 @@ def count_request(verb: str, kind: str, namespace: str | None = None) -> None:
     KUBE_REQUESTS.labels(verb=verb, kind=kind).inc()
     if namespace and verb in WRITE_VERBS:
         NAMESPACE_WRITES.labels(namespace=namespace).inc()
-
-
-def writes_so_far() -> float:
-    """All write requests sent so far (for tests and the no-op-write benchmark)."""
-    total = 0.0
-    for metric in KUBE_REQUESTS.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total") and sample.labels.get("verb") in WRITE_VERBS:
-                total += sample.value
-    return total

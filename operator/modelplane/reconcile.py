@@ -33,7 +33,6 @@ from .sizing import PlanResult, plan_deployment
 
 MULTI_NODE_API = ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
 MANAGED_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), MULTI_NODE_API)
-GPU_TOLERATION_EFFECTS = ("NoSchedule", "NoExecute")
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,6 @@ class Decision:
     status: dict[str, Any] = field(default_factory=dict)  # the whole desired status, wire shape
     status_changed: bool = False
     events: list[EventSpec] = field(default_factory=list)
-    retry_after_seconds: float | None = None  # when something may resolve by itself
 
 
 def timestamp(now: dt.datetime) -> str:
@@ -238,9 +236,7 @@ def choose_plan(
             same_shape = same_shape.model_copy(
                 update={"rejected": list(fresh.rejected) if fresh.plan else []}
             )
-            cheaper = None
-            if fresh.plan is not None and _cost(fresh.plan) < _cost(same_shape):
-                cheaper = fresh.plan
+            cheaper = fresh.plan if fresh.cheaper_than(same_shape) else None
             return PlanOutcome(fresh, same_shape, True, cheaper)
     return PlanOutcome(fresh, fresh.plan, False, None)
 
@@ -259,10 +255,6 @@ def _allows(spec: api.ModelDeploymentSpec, plan: api.Plan) -> bool:
 
 def _same_weights(a: api.Plan, b: api.Plan) -> bool:
     return a.precision == b.precision and abs(a.weights_gi_b - b.weights_gi_b) < 0.005
-
-
-def _cost(plan: api.Plan) -> float:
-    return float(plan.cost_per_replica_hour)
 
 
 def _shape(plan: api.Plan) -> str:
@@ -447,7 +439,6 @@ def decide(snap: Snapshot) -> Decision:
         phase: str,
         apply: list[dict[str, Any]] | None = None,
         delete: list[ChildRef] | None = None,
-        retry: float | None = None,
         extra_events: Sequence[EventSpec] = (),
     ) -> Decision:
         status = sb.render(phase)
@@ -459,7 +450,6 @@ def decide(snap: Snapshot) -> Decision:
             status=status,
             status_changed=changed,
             events=[*extra_events, *events],
-            retry_after_seconds=retry,
         )
 
     if meta.get("deletionTimestamp"):

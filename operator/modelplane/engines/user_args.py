@@ -9,7 +9,7 @@ which vLLM accepts) and unambiguous abbreviations (`--max-model`, which argparse
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +80,3 @@ def _env_wire(var: api.EnvVar) -> dict[str, Any]:
     if var.value_from is not None:
         out["valueFrom"] = dict(var.value_from)
     return out
-
-
-def env_names(env: Iterable[Mapping[str, Any]]) -> set[str]:
-    return {str(e["name"]) for e in env}
