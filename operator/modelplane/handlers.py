@@ -26,7 +26,7 @@ from .config import OperatorConfig
 from .kube import Kube, KubeError
 from .manifests.labels import DEPLOYMENT_LABEL
 from .placement import Fleet, fleet_from_nodes
-from .reconcile import Decision, Snapshot, decide
+from .reconcile import Decision, Snapshot, decide, refused_by_api_server
 
 log = logging.getLogger(__name__)
 
@@ -355,6 +355,18 @@ async def reconcile(key: Key, ix: Indexes, rt: Runtime) -> float | None:
             decision = decide(snap)
             await _execute(key, snap, decision, rt)
         except KubeError as err:
+            if err.refused:
+                body = snap.body
+                report = refused_by_api_server(
+                    decision, body.get("status") or {}, body["metadata"].get("generation"), now, err.message
+                )
+                log.warning("the API server refused a child of %s/%s: %s", *key, err)
+                try:
+                    await _execute(key, snap, report, rt)
+                except KubeError as again:
+                    log.warning("could not report it on %s/%s: %s", *key, again)
+                metrics.RECONCILES.labels(result="refused").inc()
+                return None
             attempt = rt.failures.get(key, 0)
             rt.failures[key] = attempt + 1
             delay = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)]

@@ -63,8 +63,10 @@ class KubeError(Exception):
         return self.status == 404
 
     @property
-    def retryable(self) -> bool:
-        return self.status in (0, 409, 429) or self.status >= 500
+    def refused(self) -> bool:
+        """The API server refused the request itself (invalid, forbidden): retrying the same
+        request cannot help. Conflicts, throttling, missing objects and server errors can."""
+        return 400 <= self.status < 500 and self.status not in (404, 409, 429)
 
 
 def kind_of(obj: Mapping[str, Any]) -> ResourceKind:

@@ -337,6 +337,26 @@ def recreate_rollout(deployment: Mapping[str, Any]) -> dict[str, Any]:
     return with_spec_hash(out)
 
 
+def refused_by_api_server(
+    decision: Decision,
+    previous_status: Mapping[str, Any],
+    generation: int | None,
+    now: dt.datetime,
+    message: str,
+) -> Decision:
+    """The decision's status, with `Ready=False, reason=ApplyFailed` and the API server's message,
+    after it refused a child (e.g. a user's env var with an invalid `valueFrom`). Nothing is retried
+    until something changes: the same request would be refused again."""
+    sb = StatusBuilder(decision.status, generation, timestamp(now))
+    sb.set(api.READY, FALSE, "ApplyFailed", f"the API server refused a child: {message}")
+    status = {**decision.status, **sb.render("Failed")}
+    return Decision(
+        status=status,
+        status_changed=status_changes(previous_status, status),
+        events=_transition_events(previous_status.get("conditions") or [], status["conditions"]),
+    )
+
+
 def desired_replica_count(spec: api.ModelDeploymentSpec) -> int:
     """spec.replicas (what /scale sets), kept inside minReplicas..maxReplicas when autoscaling is on."""
     if not spec.autoscaling.enabled:

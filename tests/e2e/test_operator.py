@@ -320,3 +320,36 @@ def test_a_plan_stays_while_it_fits_and_moves_when_its_nodes_go(
     )
     assert md["status"]["plan"]["accelerator"] == "nvidia-h100-80gb", "a running plan is not moved"
     assert "nvidia-l40s" in condition(md, "Planned")["message"]
+
+
+def test_a_child_the_api_server_refuses_is_reported_and_not_retried_in_a_loop(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    """The schema lets engine.env[].valueFrom through free-form; the API server refuses the
+    Deployment built from an invalid one. The user sees why; the operator does not hammer it."""
+    spec: dict[str, Any] = {
+        "model": {"name": "meta-llama/Llama-3.2-1B-Instruct"},
+        "engine": {"env": [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {}}}]},
+    }
+    cluster.apply(mdep("refused", spec), namespace)
+    md = cluster.wait_for(
+        lambda: (
+            (o := cluster.get("mdep", "refused", namespace))
+            and condition(o, "Ready").get("reason") == "ApplyFailed"
+            and o
+        ),
+        timeout=30,
+        describe="Ready=False ApplyFailed",
+        namespace=namespace,
+    )
+    assert condition(md, "Ready")["status"] == "False"
+    assert "secretKeyRef" in condition(md, "Ready")["message"]
+    assert any(e["reason"] == "ApplyFailed" and e["type"] == "Warning" for e in cluster.events(namespace))
+    writes = wait_quiet(operator, namespace)
+    time.sleep(5)
+    assert operator.namespace_writes(namespace) == writes, "no retry loop against the API server"
+    spec["engine"]["env"][0]["valueFrom"] = {
+        "secretKeyRef": {"name": "hf", "key": "HF_TOKEN", "optional": True}
+    }
+    cluster.apply(mdep("refused", spec), namespace)
+    wait_ready(cluster, "refused", namespace)

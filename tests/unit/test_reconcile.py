@@ -531,3 +531,26 @@ def test_a_fleet_kept_between_reconciles_decides_the_same() -> None:
         node.setdefault("spec", {})["taints"] = [{"key": "maintenance", "value": "x", "effect": "NoSchedule"}]
     none = decide(snapshot(body, nodes=tainted, fleet=fleet_from_nodes(tainted)))
     assert cond(none, "Planned")["status"] == "False"
+
+
+def test_a_child_the_api_server_refuses_is_reported_once_not_retried() -> None:
+    from modelplane.reconcile import refused_by_api_server
+
+    body = mdep(SLM)
+    d = decide(snapshot(body))
+    message = 'Deployment.apps "bot" is invalid: spec.template.spec.containers[0].env[0].valueFrom: Invalid'
+    report = refused_by_api_server(d, body["status"], 1, NOW, message)
+    assert report.apply == []
+    assert report.delete == []
+    ready = cond(report, "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "ApplyFailed"
+    assert "valueFrom" in ready["message"]
+    assert report.status["phase"] == "Failed"
+    assert report.status["plan"] == d.status["plan"], "the plan it tried to run is still shown"
+    assert any(e.type == "Warning" and e.reason == "ApplyFailed" for e in report.events)
+    stored = merge_patch(body["status"], report.status)
+    # The next reconcile tries once more, is refused the same way, and writes nothing new.
+    again = refused_by_api_server(decide(snapshot({**body, "status": stored})), stored, 1, NOW, message)
+    assert not again.status_changed
+    assert again.events == []
