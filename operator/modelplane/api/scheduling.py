@@ -30,6 +30,14 @@ class NodeSelectorOperator(StrEnum):
     LT = "Lt"
 
 
+def _check_set_operator(operator: str, values: list[str]) -> None:
+    """The rule node and label selectors share: In/NotIn need values, Exists/DoesNotExist take none."""
+    if operator in ("In", "NotIn") and not values:
+        raise ValueError(f"operator {operator} needs at least one value")
+    if operator in ("Exists", "DoesNotExist") and values:
+        raise ValueError(f"operator {operator} takes no values")
+
+
 class NodeSelectorRequirement(ApiModel):
     key: str = Field(min_length=1)
     operator: NodeSelectorOperator
@@ -38,10 +46,7 @@ class NodeSelectorRequirement(ApiModel):
     @model_validator(mode="after")
     def _values_fit_operator(self) -> NodeSelectorRequirement:
         op = self.operator
-        if op in (NodeSelectorOperator.IN, NodeSelectorOperator.NOT_IN) and not self.values:
-            raise ValueError(f"operator {op.value} needs at least one value")
-        if op in (NodeSelectorOperator.EXISTS, NodeSelectorOperator.DOES_NOT_EXIST) and self.values:
-            raise ValueError(f"operator {op.value} takes no values")
+        _check_set_operator(op.value, self.values)
         if op in (NodeSelectorOperator.GT, NodeSelectorOperator.LT) and (
             len(self.values) != 1 or not INTEGER_PATTERN.match(self.values[0])
         ):
@@ -85,11 +90,7 @@ class LabelSelectorRequirement(ApiModel):
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> LabelSelectorRequirement:
-        op = self.operator
-        if op in (LabelSelectorOperator.IN, LabelSelectorOperator.NOT_IN) and not self.values:
-            raise ValueError(f"operator {op.value} needs at least one value")
-        if op in (LabelSelectorOperator.EXISTS, LabelSelectorOperator.DOES_NOT_EXIST) and self.values:
-            raise ValueError(f"operator {op.value} takes no values")
+        _check_set_operator(self.operator.value, self.values)
         return self
 
 
