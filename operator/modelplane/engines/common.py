@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import api
 from .base import (
     HF_HOME_PATH,
     MODEL_CACHE_PATH,
@@ -123,3 +124,19 @@ def container(
         liveness_probe=probes.get("liveness"),
         volume_mounts=volume_mounts(ctx),
     )
+
+
+_DTYPE = {
+    api.Precision.FP32: "float32",
+    api.Precision.BF16: "bfloat16",
+    api.Precision.FP16: "float16",
+}
+
+
+def precision_flags(precision: api.Precision) -> list[str]:
+    """`--dtype` / `--quantization` as vLLM and SGLang both spell them."""
+    if precision in _DTYPE:
+        return ["--dtype", _DTYPE[precision]]
+    if precision is api.Precision.FP8:
+        return ["--quantization", "fp8"]
+    return []  # int8 / int4: a pre-quantized checkpoint (AWQ, GPTQ, ...) says how

@@ -11,14 +11,8 @@ from __future__ import annotations
 
 from .. import api
 from .base import HF_HUB_CACHE_PATH, EngineContext, EngineLaunch
-from .common import container, operator_env, volumes
+from .common import container, operator_env, precision_flags, volumes
 from .user_args import ManagedFlag, check_user_args
-
-_DTYPE = {
-    api.Precision.FP32: "float32",
-    api.Precision.BF16: "bfloat16",
-    api.Precision.FP16: "float16",
-}
 
 MANAGED_FLAGS = (
     ManagedFlag(("--model-path", "--model"), "use spec.model.name or spec.model.source"),
@@ -38,14 +32,6 @@ MANAGED_FLAGS = (
     ManagedFlag(("--download-dir",), "downloads go to the operator's model cache"),
     ManagedFlag(("--config",), "pass the individual flags in spec.engine.args"),
 )
-
-
-def precision_flags(precision: api.Precision) -> list[str]:
-    if precision in _DTYPE:
-        return ["--dtype", _DTYPE[precision]]
-    if precision is api.Precision.FP8:
-        return ["--quantization", "fp8"]
-    return []  # int8 / int4: a pre-quantized checkpoint (AWQ, GPTQ, ...) says how
 
 
 def launch_args(ctx: EngineContext) -> list[str]:

@@ -15,18 +15,12 @@ from __future__ import annotations
 
 import shlex
 
-from .. import api
 from .base import HF_HUB_CACHE_PATH, EngineContext, EngineLaunch
-from .common import container, operator_env, volumes
+from .common import container, operator_env, precision_flags, volumes
 from .user_args import ManagedFlag, check_user_args
 
 RAY_PORT = 6379
 
-_DTYPE = {
-    api.Precision.FP32: "float32",
-    api.Precision.BF16: "bfloat16",
-    api.Precision.FP16: "float16",
-}
 
 MANAGED_FLAGS = (
     ManagedFlag(("--model",), "use spec.model.name or spec.model.source"),
@@ -48,14 +42,6 @@ MANAGED_FLAGS = (
     ManagedFlag(("--config",), "pass the individual flags in spec.engine.args"),
 )
 _LOAD_FORMAT = ManagedFlag(("--load-format",), "it follows from spec.model.source (s3:// and gs:// stream)")
-
-
-def precision_flags(precision: api.Precision) -> list[str]:
-    if precision in _DTYPE:
-        return ["--dtype", _DTYPE[precision]]
-    if precision is api.Precision.FP8:
-        return ["--quantization", "fp8"]
-    return []  # int8 / int4: the pre-quantized checkpoint says how
 
 
 def serve_args(ctx: EngineContext) -> list[str]:
