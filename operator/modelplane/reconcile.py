@@ -18,7 +18,7 @@ from . import api
 from .api import FALSE, TRUE, UNKNOWN
 from .catalog import get_accelerator
 from .config import OperatorConfig
-from .manifests import ChildInputs, build_children, with_spec_hash
+from .manifests import CHILD_KINDS, ChildInputs, build_children, with_spec_hash
 from .manifests.labels import DEPLOYMENT_LABEL, SPEC_HASH_ANNOTATION
 from .placement import Fleet, fleet_from_nodes
 from .placement.affinity import accelerator_node_terms, admitter, build_node_affinity, tolerates
@@ -32,7 +32,6 @@ from .placement.residency import (
 from .sizing import PlanResult, plan_deployment
 
 MULTI_NODE_API = ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
-MANAGED_KINDS = (("apps/v1", "Deployment"), ("v1", "Service"), MULTI_NODE_API)
 
 
 @dataclass(frozen=True)
@@ -626,7 +625,7 @@ def decide(snap: Snapshot) -> Decision:
         desired = [recreate_rollout(c) if c["kind"] == "Deployment" else c for c in desired]
     to_apply = [c for c in desired if needs_apply(c, live.get(_child_key(c)))]
     desired_keys = {_child_key(c) for c in desired}
-    to_delete = [ChildRef(*k) for k in live if k not in desired_keys and (k[0], k[1]) in MANAGED_KINDS]
+    to_delete = [ChildRef(*k) for k in live if k not in desired_keys and (k[0], k[1]) in CHILD_KINDS]
     extra: list[EventSpec] = []
     for child in to_apply:
         verb = "Updated" if _child_key(child) in live else "Created"
